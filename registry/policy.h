@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Who may do what in the broker, from a GKeyFile config (see docs/security.md):
+ *
+ *   [broker]
+ *   max-entries-per-client=4096
+ *   max-watches-per-client=4096
+ *   max-clients=256
+ *
+ *   [domain vm0]
+ *   uids=1000;1001          # users whose clients may join domain vm0
+ *   gids=kvm                # or groups (names or numbers)
+ *   protected-uids=1000     # may also look up protected entries of vm0
+ *   protected-gids=
+ *
+ *   [admin]
+ *   uids=0                  # may list every domain's entries and read stats
+ *   gids=
+ *
+ * Defaults when no file exists or a key is absent: the broker's own uid and root may join
+ * any domain, hold protected rights and administer; nobody else may do anything.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct cb_policy;
+
+struct cb_policy_limits {
+	uint32_t max_entries_per_client;
+	uint32_t max_watches_per_client;
+	uint32_t max_clients;
+};
+
+/* Built-in defaults only (no file). */
+int cb_policy_new_default(uid_t broker_uid, struct cb_policy **ret_policy);
+/*
+ * Loads path. A missing file gives the defaults; a malformed one (syntax, unknown group,
+ * unknown user or group name, a limit out of range) is -EINVAL with the reason in
+ * *ret_error (g_free it), naming the file, group and key.
+ */
+int cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy,
+		   char **ret_error);
+void cb_policy_free(struct cb_policy *policy);
+
+const struct cb_policy_limits *cb_policy_limits(const struct cb_policy *policy);
+
+/*
+ * The rights (enum crossbuf_client_rights) a peer with uid/gid (and its supplementary
+ * groups, looked up by uid) holds in domain, or -EPERM if it may not join domain at all.
+ */
+int cb_policy_check(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
+		    uint32_t *ret_rights);

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The whole test suite, from a fresh Debian 12 machine: installs dependencies, builds, runs
+# every test in a normal build, then the registry and fuzz-corpus tests under
+# AddressSanitizer+UBSan and under valgrind. Prints "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-deps.sh || exit 1
+
+passed=0 failed=0 skipped=0
+status=0
+
+# count DIR: adds up the results meson wrote for the last run in DIR.
+count() {
+	local line
+	line=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+print(p, f, s)
+PY
+	) || { failed=$((failed + 1)); return; }
+	read -r p f s <<<"$line"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+# run NAME DIR SETUP-ARGS -- TEST-ARGS
+run() {
+	local name=$1 dir=$2
+	shift 2
+	local setup=() args=()
+	while (($#)) && [[ $1 != -- ]]; do setup+=("$1"); shift; done
+	shift || true
+	args=("$@")
+	echo "== $name"
+	if ! scripts/build.sh "$dir" "${setup[@]}"; then
+		echo "$name: build failed" >&2
+		failed=$((failed + 1)) status=1
+		return
+	fi
+	meson test -C "$dir" --print-errorlogs --num-processes 2 "${args[@]}" || status=1
+	count "$dir"
+}
+
+werror=()
+if [[ ${CI:-} == true ]]; then
+	werror=(--werror)
+fi
+
+run "default build" build "${werror[@]}" --
+run "address,undefined sanitizers" build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+	"${werror[@]}" -- --suite registry --suite fuzz --suite common
+run "valgrind" build -- --setup valgrind --suite registry --suite common
+
+echo "$passed passed, $failed failed, $skipped skipped"
+if ((failed > 0)); then
+	status=1
+fi
+exit $status
