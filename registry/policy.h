@@ -19,6 +19,13 @@
  *
  * Defaults when no file exists or a key is absent: the broker's own uid and root may join
  * any domain, hold protected rights and administer; nobody else may do anything.
+ *
+ * In detail: an absent uids key (of a domain, of a domain not in the file, or of [admin])
+ * stands for root and the broker's uid; an absent gids key for no group. A key that is
+ * present replaces its default, and an empty value means nobody. Only uids/gids decide who
+ * may join a domain: protected-* and [admin] add rights to a peer that may join, never
+ * admission. Lists are ';'-separated (a trailing ';' is fine); a '#' that starts a value or
+ * follows a blank starts a comment. Unknown groups, unknown keys and repeated keys are errors.
  */
 #pragma once
 

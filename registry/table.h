@@ -15,7 +15,8 @@
 struct cb_table;
 
 struct cb_table_iter {
-	size_t pos; /* opaque */
+	size_t pos;   /* opaque */
+	size_t start; /* opaque */
 };
 
 int cb_table_new(struct cb_table **ret_table);
@@ -37,5 +38,17 @@ size_t cb_table_memory(const struct cb_table *table);
  * must not be modified while iterating, except through cb_table_iter_remove().
  */
 void cb_table_iter_init(struct cb_table_iter *iter);
+/* 1 with the next entry (ret_* may be NULL), 0 when every entry has been seen. */
 int cb_table_iter_next(const struct cb_table *table, struct cb_table_iter *iter,
 		       const uint8_t **ret_uuid, void **ret_value);
+/*
+ * Removes the entry cb_table_iter_next() returned last and returns its value; iteration
+ * then goes on with every other entry seen exactly once. Never shrinks the table.
+ */
+void *cb_table_iter_remove(struct cb_table *table, struct cb_table_iter *iter);
+
+/*
+ * The longest distance of an entry from its home bucket, for tests and benchmarks that
+ * check the hash spreads keys. O(capacity).
+ */
+size_t cb_table_max_displacement(const struct cb_table *table);
