@@ -291,22 +291,6 @@ crossbuf_client_set_rights(struct crossbuf_client *c, uint32_t rights)
 	return 0;
 }
 
-CROSSBUF_PUBLIC const char *
-crossbuf_default_socket_path(void)
-{
-	static char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	const char *runtime = getenv("XDG_RUNTIME_DIR");
-
-	if (path[0] == '\0') {
-		if (runtime != NULL && runtime[0] == '/' &&
-		    strlen(runtime) + sizeof("/crossbuf/broker.sock") <= sizeof(path))
-			g_snprintf(path, sizeof(path), "%s/crossbuf/broker.sock", runtime);
-		else
-			g_strlcpy(path, "/run/crossbuf/broker.sock", sizeof(path));
-	}
-	return path;
-}
-
 CROSSBUF_PUBLIC int
 crossbuf_client_connect_embedded(struct crossbuf_client *c, struct crossbuf_registry *reg)
 {

@@ -133,8 +133,15 @@ struct cb_msg_event_removed {
 	uint32_t reserved;
 };
 
-/* The largest reply: header + status + the biggest result. */
-#define CB_REPLY_MAX_SIZE (sizeof(struct cb_msg_reply) + sizeof(struct cb_reply_stats))
+/* Every result a reply can carry; its size bounds a reply. */
+union cb_reply_result {
+	struct cb_reply_hello hello;
+	struct cb_reply_export export;
+	struct cb_reply_lookup lookup;
+	struct cb_reply_list list;
+	struct cb_reply_stats stats;
+};
+#define CB_REPLY_MAX_SIZE (sizeof(struct cb_msg_reply) + sizeof(union cb_reply_result))
 
 /* A request as the broker sees it once decoded and checked. */
 struct cb_request_msg {
