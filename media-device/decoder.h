@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One session's V4L2 stateful decoder (dev-decoder.rst), multi-planar memory-to-memory:
+ * OUTPUT takes bitstream, CAPTURE returns decoded pictures. A worker thread per session
+ * runs the codec (codec.h) off the command path.
+ *
+ * Threading: decoder_ioctl(), decoder_mmap_lookup() and decoder_object_removed() run on the
+ * command thread (the device's caller), one at a time; the environment callbacks may run on
+ * the worker too. The registry client in the environment is only used on the command thread.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest-mem.h"
+#include "protocol.h"
+
+struct crossbuf_client;
+struct decoder;
+
+struct decoder_env {
+	/* Queues one event on the eventq; serialized by the caller of decoder_new(). */
+	void (*send_event)(void *userdata, const void *event, size_t len);
+	void *userdata;
+	const struct guest_mem *guest_mem; /* SHARED_PAGES; may be NULL */
+	struct crossbuf_client *client;	   /* OBJECT and EXPBUF; may be NULL */
+};
+
+/* Limits the guest cannot raise. */
+#define DECODER_MAX_BUFFERS	    32
+#define DECODER_MAX_WIDTH	    8192
+#define DECODER_MAX_HEIGHT	    8192
+#define DECODER_MAX_BITSTREAM_SIZE (16u << 20)
+
+int decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder **ret);
+/* Stops the worker and releases every buffer, mapping source and registry entry. */
+void decoder_free(struct decoder *dec);
+
+/*
+ * Runs one parsed ioctl (cmd->desc != NULL) in place: the payload and its trailers become
+ * the answer. Returns 0 or a negative errno. *ret_write_on_error is set for ioctls whose
+ * payload carries error information (the extended controls' error_idx).
+ */
+int decoder_ioctl(struct decoder *dec, struct vmd_command *cmd, bool *ret_write_on_error);
+
+/*
+ * The MMAP plane at mem_offset: a new fd (the caller closes it) and its length. -EINVAL for
+ * no such plane, -EACCES when the session holds protected buffers.
+ */
+int decoder_mmap_lookup(struct decoder *dec, uint32_t mem_offset, int *ret_fd, uint64_t *ret_len);
+
+/* A registry entry went away: buffers resolved from it fail instead of being written. */
+void decoder_object_removed(struct decoder *dec, const uint8_t uuid[16]);
+
+/* Whether a fatal error (an ERROR event) ended the session. */
+bool decoder_is_dead(struct decoder *dec);
+
+/* Counters, for tests and benchmarks. */
+struct decoder_stats {
+	uint64_t frames_done;
+	uint64_t frames_error;
+	uint64_t object_lookups; /* registry lookups: cached resolutions do not count */
+	uint64_t bytes_bounced;	 /* SHARED_PAGES CAPTURE copies */
+};
+void decoder_get_stats(struct decoder *dec, struct decoder_stats *ret);
