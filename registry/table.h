@@ -52,3 +52,6 @@ void *cb_table_iter_remove(struct cb_table *table, struct cb_table_iter *iter);
  * check the hash spreads keys. O(capacity).
  */
 size_t cb_table_max_displacement(const struct cb_table *table);
+
+/* SipHash-1-3 of 16 bytes under the key (k0, k1): the table's hash, for tests and benchmarks. */
+uint64_t cb_siphash13_16(uint64_t k0, uint64_t k1, const uint8_t data[16]);
