@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include "policy.h"
+
+#include "macro.h"
+
 #include <assert.h>
 #include <crossbuf/crossbuf.h>
 #include <errno.h>
@@ -9,12 +13,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "macro.h"
-#include "policy.h"
-
 #define DEFAULT_MAX_ENTRIES_PER_CLIENT 4096
 #define DEFAULT_MAX_WATCHES_PER_CLIENT 4096
-#define DEFAULT_MAX_CLIENTS	       256
+#define DEFAULT_MAX_CLIENTS            256
 
 #define DOMAIN_GROUP_PREFIX "domain "
 
@@ -119,7 +120,10 @@ struct loader {
 };
 
 /* Records the first error, naming the file, the group and the key. Returns -EINVAL. */
-static int _printf_(4, 5)
+static int fail(struct loader *l, const char *group, const char *key, const char *fmt, ...)
+	_printf_(4, 5);
+
+static int
 fail(struct loader *l, const char *group, const char *key, const char *fmt, ...)
 {
 	g_autofree char *msg = NULL;
@@ -129,10 +133,14 @@ fail(struct loader *l, const char *group, const char *key, const char *fmt, ...)
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
 	if (!l->error) {
+		g_autofree char *e = NULL;
+
 		if (key)
-			l->error = g_strdup_printf("%s: [%s] %s: %s", l->path, group, key, msg);
+			e = g_strdup_printf("%s: [%s] %s: %s", l->path, group, key, msg);
 		else
-			l->error = g_strdup_printf("%s: [%s]: %s", l->path, group, msg);
+			e = g_strdup_printf("%s: [%s]: %s", l->path, group, msg);
+		/* The message ends up in logs: never pass on bytes that are not UTF-8. */
+		l->error = g_utf8_make_valid(e, -1);
 	}
 	return -EINVAL;
 }
@@ -142,27 +150,36 @@ fail(struct loader *l, const char *group, const char *key, const char *fmt, ...)
  * only knows whole-line comments; a '#' that starts the value or follows a blank starts one
  * here too (no number, user or group name holds one), so "uids=1000  # me" means 1000.
  */
-static char *
-get_value(struct loader *l, const char *group, const char *key)
+static int
+get_value(struct loader *l, const char *group, const char *key, char **ret_value)
 {
 	char *v = g_key_file_get_value(l->file, group, key, NULL);
 
 	assert(v);
+	if (!g_utf8_validate(v, -1, NULL)) {
+		g_free(v);
+		return fail(l, group, key, "value is not valid UTF-8");
+	}
 	for (char *p = v; *p; p++) {
 		if (*p == '#' && (p == v || g_ascii_isspace(p[-1]))) {
 			*p = '\0';
 			break;
 		}
 	}
-	return g_strstrip(v);
+	*ret_value = g_strstrip(v);
+	return 0;
 }
 
 static int
-parse_limit(struct loader *l, const char *group, const char *key, uint32_t max,
-	    uint32_t *ret_value)
+parse_limit(struct loader *l, const char *group, const char *key, uint32_t max, uint32_t *ret_value)
 {
-	g_autofree char *v = get_value(l, group, key);
+	g_autofree char *v = NULL;
 	guint64 n;
+	int r;
+
+	r = get_value(l, group, key, &v);
+	if (r < 0)
+		return r;
 
 	if (!g_ascii_string_to_unsigned(v, 10, 1, max, &n, NULL))
 		return fail(l, group, key, "'%s' is not a whole number from 1 to %u", v, max);
@@ -237,11 +254,16 @@ static int
 parse_ids(struct loader *l, const char *group, const char *key, bool groups, GArray **ret_ids)
 {
 	const char *what = groups ? "group" : "user";
-	g_autofree char *v = get_value(l, group, key);
+	g_autofree char *v = NULL;
 	g_auto(GStrv) items = NULL;
-	g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	g_autoptr(GArray) ids = NULL;
 	size_t n;
+	int r;
 
+	r = get_value(l, group, key, &v);
+	if (r < 0)
+		return r;
+	ids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	items = g_strsplit(v, ";", -1);
 	n = g_strv_length(items);
 	for (size_t i = 0; i < n; i++) {
@@ -262,8 +284,7 @@ parse_ids(struct loader *l, const char *group, const char *key, bool groups, GAr
 					    item, UINT32_MAX - 1);
 			id = (uint32_t)u;
 		} else {
-			int r = groups ? lookup_group(item, &id) : lookup_user(item, &id);
-
+			r = groups ? lookup_group(item, &id) : lookup_user(item, &id);
 			if (r == -ENOENT)
 				return fail(l, group, key, "unknown %s '%s'", what, item);
 			if (r < 0)
@@ -307,8 +328,8 @@ check_keys(struct loader *l, const char *group, const char *const *allowed, GStr
 static int
 load_broker(struct loader *l, struct cb_policy *policy, const char *group)
 {
-	static const char *const allowed[] = { "max-entries-per-client", "max-watches-per-client",
-					       "max-clients", NULL };
+	static const char *const allowed[] = {"max-entries-per-client", "max-watches-per-client",
+					      "max-clients", NULL};
 	struct cb_policy_limits *lim = &policy->limits;
 	g_auto(GStrv) keys = NULL;
 	int r;
@@ -328,7 +349,7 @@ load_broker(struct loader *l, struct cb_policy *policy, const char *group)
 static int
 load_admin(struct loader *l, struct cb_policy *policy, const char *group)
 {
-	static const char *const allowed[] = { "uids", "gids", NULL };
+	static const char *const allowed[] = {"uids", "gids", NULL};
 	g_auto(GStrv) keys = NULL;
 	int r;
 
@@ -345,8 +366,8 @@ load_admin(struct loader *l, struct cb_policy *policy, const char *group)
 static int
 load_domain(struct loader *l, struct cb_policy *policy, const char *group)
 {
-	static const char *const allowed[] = { "uids", "gids", "protected-uids", "protected-gids",
-					       NULL };
+	static const char *const allowed[] = {"uids", "gids", "protected-uids", "protected-gids",
+					      NULL};
 	const char *name = group + strlen(DOMAIN_GROUP_PREFIX);
 	struct domain_rule *rule;
 	g_auto(GStrv) keys = NULL;
@@ -376,38 +397,31 @@ load_domain(struct loader *l, struct cb_policy *policy, const char *group)
 	return r;
 }
 
+/* GKeyFile's parse errors (and "not a regular file") are -EINVAL; file errors roughly keep
+ * their errno. */
 static int
-file_error_to_errno(const GError *error)
+load_error_to_errno(const GError *error)
 {
 	if (error->domain != G_FILE_ERROR)
 		return -EINVAL;
-	switch (error->code) {
-	case G_FILE_ERROR_NOENT:
-		return -ENOENT;
-	case G_FILE_ERROR_ACCES:
-	case G_FILE_ERROR_PERM:
+	if (error->code == G_FILE_ERROR_ACCES || error->code == G_FILE_ERROR_PERM)
 		return -EACCES;
-	case G_FILE_ERROR_ISDIR:
-		return -EISDIR;
-	case G_FILE_ERROR_NOMEM:
+	if (error->code == G_FILE_ERROR_NOMEM)
 		return -ENOMEM;
-	default:
-		return -EIO;
-	}
+	return -EIO;
 }
 
 int
-cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy,
-	       char **ret_error)
+cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy, char **ret_error)
 {
 	g_autoptr(GKeyFile) file = NULL;
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) groups = NULL;
-	struct loader l = { .path = path };
+	struct loader l = {.path = path};
 	struct cb_policy *policy;
 	int r = 0;
 
-	if (!path || !ret_policy || !ret_error)
+	if (!path || !ret_policy)
 		return -EINVAL;
 
 	file = g_key_file_new();
@@ -415,8 +429,9 @@ cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy
 	if (!g_key_file_load_from_file(file, path, G_KEY_FILE_KEEP_TRANSLATIONS, &error)) {
 		if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 			return cb_policy_new_default(broker_uid, ret_policy);
-		*ret_error = g_strdup_printf("%s: %s", path, error->message);
-		return file_error_to_errno(error);
+		if (ret_error)
+			*ret_error = g_strdup_printf("%s: %s", path, error->message);
+		return load_error_to_errno(error);
 	}
 	l.file = file;
 
@@ -437,7 +452,9 @@ cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy
 	}
 	if (r < 0) {
 		cb_policy_free(policy);
-		*ret_error = TAKE_PTR(l.error);
+		if (ret_error)
+			*ret_error = TAKE_PTR(l.error);
+		g_free(l.error);
 		return r;
 	}
 	*ret_policy = policy;
@@ -535,9 +552,9 @@ int
 cb_policy_check(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
 		uint32_t *ret_rights)
 {
-	static const struct domain_rule absent = { 0 };
+	static const struct domain_rule absent = {0};
 	const struct domain_rule *rule;
-	struct peer peer = { .uid = uid, .gid = gid };
+	struct peer peer = {.uid = uid, .gid = gid};
 	uint32_t rights = 0;
 	int r = 0;
 

@@ -45,7 +45,8 @@ int cb_policy_new_default(uid_t broker_uid, struct cb_policy **ret_policy);
 /*
  * Loads path. A missing file gives the defaults; a malformed one (syntax, unknown group,
  * unknown user or group name, a limit out of range) is -EINVAL with the reason in
- * *ret_error (g_free it), naming the file, group and key.
+ * *ret_error (g_free it; ret_error may be NULL), naming the file, group and key. A file that
+ * cannot be read is a negative errno too, also with a reason.
  */
 int cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy,
 		   char **ret_error);
