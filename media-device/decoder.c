@@ -51,6 +51,7 @@ struct mem_map {
 	bool dmabuf;   /* bracket CPU access with DMA_BUF_IOCTL_SYNC */
 	bool revoked;  /* its registry entry went away */
 	bool has_uuid; /* resolved from uuid */
+	unsigned codec_refs; /* pictures the codec holds in this memory */
 	uint8_t uuid[16];
 	struct crossbuf_buffer_info info;
 };
@@ -76,7 +77,6 @@ struct dec_buffer {
 	struct mem_map *maps[VIDEO_MAX_PLANES];
 	uint8_t export_uuid[VIDEO_MAX_PLANES][16];
 	bool exported[VIDEO_MAX_PLANES];
-	unsigned codec_refs;
 	struct pic_layout layout;
 	/* SHARED_PAGES CAPTURE: the guest's planes, filled from the bounce map */
 	struct iovec *iov[VIDEO_MAX_PLANES];
@@ -369,6 +369,20 @@ map_ref(struct mem_map *m)
 	if (m)
 		m->refs++;
 	return m;
+}
+
+/*
+ * Whether the codec still holds a picture in the buffer's memory. It is the memory that
+ * counts, not the index: an index given a new UUID can be handed out at once.
+ */
+static bool
+buffer_busy(const struct dec_buffer *b)
+{
+	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++) {
+		if (b->maps[p] && b->maps[p]->codec_refs > 0)
+			return true;
+	}
+	return false;
 }
 
 static void
@@ -674,8 +688,8 @@ try_emit_last(struct decoder *dec)
 
 		if (b->state != BUF_QUEUED)
 			continue;
-		if (best == NULL || (b->codec_refs == 0 && best->codec_refs > 0) ||
-		    ((b->codec_refs == 0) == (best->codec_refs == 0) && b->qseq < best->qseq))
+		if (best == NULL || (!buffer_busy(b) && buffer_busy(best)) ||
+		    (buffer_busy(b) == buffer_busy(best) && b->qseq < best->qseq))
 			best = b;
 	}
 	if (best == NULL)
@@ -725,7 +739,7 @@ pick_capture(struct decoder *dec)
 	for (unsigned i = 0; i < dec->cap.count; i++) {
 		struct dec_buffer *b = dec->cap.bufs[i];
 
-		if (b->state == BUF_QUEUED && b->codec_refs == 0 && (!best || b->qseq < best->qseq))
+		if (b->state == BUF_QUEUED && !buffer_busy(b) && (!best || b->qseq < best->qseq))
 			best = b;
 	}
 	return best;
@@ -766,10 +780,12 @@ cb_get_picture(void *userdata, struct codec_picture *pic)
 	slot->index = b->index;
 	slot->buf_id = b->id;
 	slot->gen = b->gen;
-	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++)
+	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++) {
 		slot->maps[p] = map_ref(b->maps[p]);
+		if (slot->maps[p])
+			slot->maps[p]->codec_refs++;
+	}
 	b->state = BUF_ACTIVE;
-	b->codec_refs++;
 
 	memset(pic, 0, sizeof(*pic));
 	pic->pixelformat = dec->codec_base;
@@ -817,15 +833,14 @@ cb_put_picture(void *userdata, int handle)
 		return;
 	}
 	b = slot_buffer(dec, s);
-	if (b) {
-		if (b->codec_refs > 0)
-			b->codec_refs--;
-		/* Handed out but never finished (flush): the guest still has it queued. */
-		if (!s->done && b->state == BUF_ACTIVE && b->gen == s->gen)
-			b->state = BUF_QUEUED;
-	}
-	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++)
+	/* Handed out but never finished (flush): the guest still has it queued. */
+	if (b && !s->done && b->state == BUF_ACTIVE && b->gen == s->gen)
+		b->state = BUF_QUEUED;
+	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++) {
+		if (s->maps[p])
+			s->maps[p]->codec_refs--;
 		map_unref(s->maps[p]);
+	}
 	memset(s, 0, sizeof(*s));
 	pthread_cond_broadcast(&dec->cond);
 	pthread_mutex_unlock(&dec->lock);
