@@ -287,7 +287,11 @@ media_device_handle_command(struct media_device *dev, const struct cb_request *r
 	case VIRTIO_MEDIA_CMD_OPEN: {
 		uint32_t id = 0;
 
-		r = cmd_open(dev, &id);
+		/* No room for the session id: the driver could never close the session. */
+		if (iov_size(req->out, req->n_out) < sizeof(struct virtio_media_resp_open))
+			r = -EINVAL;
+		else
+			r = cmd_open(dev, &id);
 		used = vmd_encode_open(req, r, id);
 		break;
 	}
