@@ -1705,7 +1705,7 @@ resolve_shared_pages(struct decoder *dec, struct dec_queue *q, struct dec_buffer
 
 		if (iov == NULL)
 			return -ENOMEM;
-		r = guest_mem_sg_to_iov(gm, cmd->sg + cmd->sg_first[p], n, iov);
+		r = n == 0 ? 0 : guest_mem_sg_to_iov(gm, cmd->sg + cmd->sg_first[p], n, iov);
 		if (r < 0) {
 			free(iov);
 			return r;

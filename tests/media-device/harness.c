@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,11 +16,48 @@ static struct {
 	uint64_t addr, len;
 } shm_table[MAX_SHM_MAPS];
 
+/*
+ * With CROSSBUF_MEDIA_RECORD=DIR, every request of a test is appended to DIR/<test path> in
+ * the format of tests/media-device/fuzz-device.c, to seed its corpus.
+ */
+static FILE *
+record_open(void)
+{
+	const char *dir = g_getenv("CROSSBUF_MEDIA_RECORD");
+	char *name, *full;
+	FILE *f;
+
+	if (dir == NULL)
+		return NULL;
+	name = g_strdelimit(g_strdup(g_test_get_path()), "/", '_');
+	full = g_build_filename(dir, name, NULL);
+	f = fopen(full, "abe");
+	g_free(full);
+	g_free(name);
+	return f;
+}
+
+static void
+record(FILE *f, const struct cb_request *req)
+{
+	uint8_t buf[65535];
+	uint16_t in_len, out_len;
+
+	if (f == NULL)
+		return;
+	in_len = (uint16_t)iov_to_buf(req->in, req->n_in, 0, buf, sizeof(buf));
+	out_len = (uint16_t)MIN(iov_size(req->out, req->n_out), (size_t)UINT16_MAX);
+	fwrite(&in_len, 2, 1, f);
+	fwrite(&out_len, 2, 1, f);
+	fwrite(buf, 1, in_len, f);
+}
+
 static int
 submit(void *userdata, const struct cb_request *req, size_t *ret_used)
 {
 	struct harness *h = userdata;
 
+	record(h->record, req);
 	*ret_used = media_device_handle_command(h->dev, req);
 	return 0;
 }
@@ -93,6 +131,7 @@ harness_init(struct harness *h, bool registry, uint32_t device_rights)
 
 	memset(h, 0, sizeof(*h));
 	memset(shm_table, 0, sizeof(shm_table));
+	h->record = record_open();
 	h->guest_fd = cb_test_memfd("guest-ram", NULL, HARNESS_GUEST_SIZE);
 	g_assert_cmpint(h->guest_fd, >=, 0);
 	h->guest = mmap(NULL, HARNESS_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h->guest_fd, 0);
@@ -139,6 +178,8 @@ harness_fini(struct harness *h)
 	munmap(h->shm, HARNESS_SHM_SIZE);
 	munmap(h->guest, HARNESS_GUEST_SIZE);
 	close(h->guest_fd);
+	if (h->record)
+		fclose(h->record);
 }
 
 uint64_t

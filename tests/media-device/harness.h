@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "device.h"
 #include "fake-codec.h"
@@ -36,6 +37,7 @@ struct harness {
 	struct crossbuf_registry *registry;
 	struct crossbuf_client *dev_client;
 	struct crossbuf_client *exporter;
+	FILE *record; /* CROSSBUF_MEDIA_RECORD: requests recorded for the fuzz corpus */
 };
 
 /* device_rights: CROSSBUF_RIGHT_* of the device's client; registry false: no client. */
