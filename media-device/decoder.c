@@ -204,6 +204,25 @@ codec_bases(uint32_t coded, uint32_t out[2])
 	return k;
 }
 
+/*
+ * The picture format a stream starts with unless the client chose one before streaming:
+ * NV12 when the codec can produce it, since that is what GPU and display importers of the
+ * CAPTURE buffers take; else the codec's first. (A codec may prefer YUV420, which it can
+ * decode in place; clients who want that pick YUV420M with S_FMT(CAPTURE) first.)
+ */
+static uint32_t
+default_base(uint32_t coded)
+{
+	uint32_t bases[2];
+	unsigned n = codec_bases(coded, bases);
+
+	for (unsigned i = 0; i < n; i++) {
+		if (bases[i] == V4L2_PIX_FMT_NV12)
+			return V4L2_PIX_FMT_NV12;
+	}
+	return n > 0 ? bases[0] : V4L2_PIX_FMT_NV12;
+}
+
 static bool
 coded_supported(uint32_t f)
 {
@@ -1062,7 +1081,6 @@ int
 decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder **ret)
 {
 	struct decoder *dec;
-	uint32_t bases[2];
 	int r;
 
 	if (env == NULL || env->send_event == NULL || ret == NULL)
@@ -1084,7 +1102,7 @@ decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder *
 			break;
 		}
 	}
-	dec->cap_base = codec_bases(dec->coded_format, bases) > 0 ? bases[0] : V4L2_PIX_FMT_NV12;
+	dec->cap_base = default_base(dec->coded_format);
 	fill_output_fmt(dec->coded_format, 0, 0, 0, &dec->out.fmt);
 	fill_capture_fmt(dec, 0, &dec->cap.fmt);
 	r = pthread_create(&dec->worker, NULL, worker_main, dec);
@@ -1230,11 +1248,8 @@ ioc_try_s_fmt(struct decoder *dec, struct v4l2_format *f, bool set)
 		if (dec->out.count > 0)
 			return -EBUSY;
 		if (coded != dec->coded_format) {
-			uint32_t bases[2];
-
 			dec->coded_format = coded;
-			if (codec_bases(coded, bases) > 0)
-				dec->cap_base = bases[0];
+			dec->cap_base = default_base(coded);
 			dec->have_info = false;
 			dec->codec_created = false;
 		}
