@@ -299,9 +299,11 @@ send_list_entry(void *userdata, const uint8_t uuid[CROSSBUF_UUID_SIZE],
 	return 0;
 }
 
+/* fd is TAKEN: an EXPORT's buffer, -1 for every other request. */
 static void
 handle_request(struct conn *c, const struct cb_request_msg *m, int fd)
 {
+	_cleanup_close_ int owned = fd;
 	struct cb_session *s = c->session;
 	char u[CROSSBUF_UUID_STRING_SIZE];
 	int r;
@@ -322,7 +324,7 @@ handle_request(struct conn *c, const struct cb_request_msg *m, int fd)
 	case CB_MSG_EXPORT: {
 		struct cb_reply_export result;
 		const char *reason = NULL;
-		r = cb_session_export(s, m->export.has_uuid ? m->export.uuid : NULL, fd,
+		r = cb_session_export(s, m->export.has_uuid ? m->export.uuid : NULL, TAKE_FD(owned),
 				      &m->export.info, result.uuid, &reason);
 		if (r < 0) {
 			uuid_str(m->export.uuid, u);
@@ -412,6 +414,7 @@ conn_readable(struct conn *c)
 	uint32_t serial, type;
 	int r;
 
+	len = 0;
 	/* One request per wakeup, so that one busy client cannot starve the others. */
 	r = cb_packet_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT, &len, fds, &nfds);
 	if (r == -EAGAIN)
@@ -421,9 +424,14 @@ conn_readable(struct conn *c)
 		return;
 	}
 	if (r < 0) {
-		/* The packet was dropped whole and its fds closed: say why. */
-		conn_log(c, "bad packet: %s", g_strerror(-r));
-		reply(c, 0, 0, r, NULL, 0, -1);
+		/* Its fds are closed; answer the request it carried, if its header arrived. */
+		struct cb_msg_header hdr = { 0 };
+		if (len >= sizeof(hdr))
+			memcpy(&hdr, buf, sizeof(hdr));
+		conn_log(c, "%s request dropped: %s", cb_msg_type_name(hdr.type), g_strerror(-r));
+		reply(c, hdr.serial, hdr.type, r, NULL, 0, -1);
+		if (r == -EMFILE)
+			return; /* the broker's fault, not the client's */
 		goto protocol_error;
 	}
 	r = cb_request_decode(buf, len, nfds, &m, &serial, &type);
@@ -435,7 +443,8 @@ conn_readable(struct conn *c)
 	}
 	if (c->broker->verbose)
 		conn_log(c, "%s", cb_msg_type_name(m.type));
-	handle_request(c, &m, nfds == 1 ? fds[0] : -1);
+	/* An EXPORT's fd is taken by the core; no other request carries one. */
+	handle_request(c, &m, nfds == 1 ? TAKE_FD(fds[0]) : -1);
 	cb_close_fds(fds, nfds);
 	return;
 

@@ -265,6 +265,8 @@ crossbuf_client_set_domain(struct crossbuf_client *c, const char *domain)
 		return -EINVAL;
 	if (c->mode != MODE_NEW)
 		return -EBUSY;
+	/* NUL-padded: the whole field goes on the wire. */
+	memset(c->domain, 0, sizeof(c->domain));
 	g_strlcpy(c->domain, domain, sizeof(c->domain));
 	return 0;
 }
@@ -665,10 +667,14 @@ embedded_export(struct crossbuf_client *c, const uint8_t *uuid, int fd,
 		const struct crossbuf_buffer_info *info, uint8_t *ret_uuid)
 {
 	const char *reason;
-	int r;
+	int copy, r;
 
+	/* The registry keeps its own duplicate; the caller keeps fd. */
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return errno == EBADF ? -EBADF : negative_errno();
 	g_mutex_lock(&c->registry->lock);
-	r = cb_session_export(c->session, uuid, fd, info, ret_uuid, &reason);
+	r = cb_session_export(c->session, uuid, copy, info, ret_uuid, &reason);
 	g_mutex_unlock(&c->registry->lock);
 	return r;
 }

@@ -3,7 +3,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -256,6 +255,7 @@ cb_session_export(struct cb_session *s, const uint8_t *uuid, int fd,
 		  const char **ret_reason)
 {
 	struct cb_core *core = s->core;
+	_cleanup_close_ int owned = fd;
 	enum crossbuf_fd_kind kind;
 	uint64_t size;
 	struct entry *e;
@@ -284,20 +284,13 @@ cb_session_export(struct cb_session *s, const uint8_t *uuid, int fd,
 		/* A collision of random v4 UUIDs means a broken RNG; never loop on it. */
 		crossbuf_uuid_generate(e->uuid);
 	}
-	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (e->fd < 0) {
-		r = negative_errno();
-		g_free(e);
-		*ret_reason = "cannot duplicate the fd";
-		return refused(core, r);
-	}
 	r = cb_table_insert(s->domain->table, e->uuid, e);
 	if (r < 0) {
-		close(e->fd);
 		g_free(e);
 		*ret_reason = r == -EEXIST ? "the UUID is already registered" : NULL;
 		return refused(core, r);
 	}
+	e->fd = TAKE_FD(owned);
 	e->info = *info;
 	e->info.fd_kind = kind;
 	e->info.size = size;

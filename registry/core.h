@@ -53,9 +53,9 @@ uint32_t cb_session_id(const struct cb_session *session);
 const char *cb_session_domain(const struct cb_session *session);
 
 /*
- * Stores a duplicate of fd (borrowed) under uuid, or under a fresh random UUID when uuid
- * is NULL; the UUID is written to ret_uuid (may be NULL). -EEXIST, -EINVAL (reserved UUID,
- * bad fd or info, with *ret_reason), -EDQUOT, -EMFILE, -ENOMEM.
+ * Stores fd (TAKEN, even on failure) under uuid, or under a fresh random UUID when uuid is
+ * NULL; the UUID is written to ret_uuid (may be NULL). -EEXIST, -EINVAL (reserved UUID,
+ * bad fd or info, with *ret_reason), -EDQUOT, -ENOMEM.
  */
 int cb_session_export(struct cb_session *session, const uint8_t *uuid, int fd,
 		      const struct crossbuf_buffer_info *info, uint8_t *ret_uuid,

@@ -97,12 +97,12 @@ cb_packet_recv(int sock, void *buf, size_t cap, int flags, size_t *ret_len, int 
 		r = -EMSGSIZE;
 	else if (n == 0 && nfds == 0)
 		r = -ECONNRESET;
+	*ret_len = MIN((size_t)n, cap);
 	if (r < 0) {
 		cb_close_fds(extra, n_extra);
 		cb_close_fds(fds, nfds);
 		return r;
 	}
-	*ret_len = (size_t)n;
 	*ret_nfds = nfds;
 	return 0;
 }

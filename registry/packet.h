@@ -20,7 +20,9 @@ int cb_packet_send(int sock, const void *buf, size_t len, int fd);
  *   -EMSGSIZE    the packet was longer than cap (it is dropped, its fds closed);
  *   -EMFILE      the kernel dropped fds (our fd table is full);
  *   -ETOOMANYREFS more fds than CB_PACKET_MAX_FDS (all closed).
- * On every error no fd is left open.
+ * On every error no fd is left open. For -EMSGSIZE, -EMFILE and -ETOOMANYREFS the bytes
+ * that did arrive are in buf and *ret_len says how many, so that the caller can answer
+ * the request they belong to.
  */
 int cb_packet_recv(int sock, void *buf, size_t cap, int flags, size_t *ret_len, int *fds,
 		   unsigned *ret_nfds);
