@@ -731,6 +731,79 @@ test_shared_pages(void)
 	harness_fini(&h);
 }
 
+static void
+test_sessions_decode_concurrently(void)
+{
+	enum { N = 8 };
+	struct harness h;
+	struct vmdrv_session *s[N];
+	struct stream_out *o = g_new0(struct stream_out, N);
+	struct stream_cap *c = g_new0(struct stream_cap, N);
+
+	/* Eight streams of different sizes at once, frames interleaved: each stays its own. */
+	harness_init(&h, false, 0);
+	for (unsigned i = 0; i < N; i++) {
+		g_assert_cmpint(vmdrv_open(h.drv, &s[i]), ==, 0);
+		start_stream(&h, s[i], &o[i], &c[i], i % 2 ? V4L2_PIX_FMT_NV12M : V4L2_PIX_FMT_NV12,
+			     (uint16_t)(W + 16 * i), (uint16_t)(H + 16 * i));
+	}
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned i = 0; i < N; i++)
+			decode_frames(&h, s[i], &o[i], &c[i], (uint16_t)(W + 16 * i),
+				      (uint16_t)(H + 16 * i), (uint8_t)(0x20 * round + i), 2,
+				      1000 * round);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		vmdrv_close(s[i]);
+		cap_unmap(&h, &c[i]);
+		out_unmap(&h, &o[i]);
+	}
+	g_assert_cmpuint(vmdrv_dropped_events(h.drv), ==, 0);
+	harness_fini(&h);
+	g_free(o);
+	g_free(c);
+}
+
+static void
+test_drain_busy(void)
+{
+	struct harness h;
+	struct vmdrv_session *s;
+	struct stream_out o;
+	struct stream_cap c;
+	struct v4l2_decoder_cmd dc = {.cmd = V4L2_DEC_CMD_STOP};
+	struct v4l2_buffer b;
+	struct v4l2_plane p[3];
+	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+	uint8_t fill = 0x66;
+
+	harness_init(&h, false, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	start_stream(&h, s, &o, &c, V4L2_PIX_FMT_NV12, W, H);
+	/* No CAPTURE buffer for the next frame: the drain cannot finish. */
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMOFF, &type), ==, 0);
+	out_queue_frames(&h, s, &o, 1, W, H, &fill, 1, 0, 500);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, 0);
+	/* STOP and START during a drain: EBUSY. */
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, -EBUSY);
+	dc.cmd = V4L2_DEC_CMD_START;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, -EBUSY);
+	/* CAPTURE comes back: the frame, then LAST. */
+	for (unsigned i = 0; i < c.count; i++)
+		cap_queue(s, &c, i);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &type), ==, 0);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+	g_assert_cmpuint(b.timestamp.tv_usec, ==, 500);
+	g_assert_false(b.flags & V4L2_BUF_FLAG_LAST);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+	g_assert_true(b.flags & V4L2_BUF_FLAG_LAST);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, 0);
+	vmdrv_close(s);
+	cap_unmap(&h, &c);
+	out_unmap(&h, &o);
+	harness_fini(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -752,5 +825,8 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/decoder/close-while-decoding", test_close_while_decoding);
 	cb_test_add("/media-device/decoder/mmap-outlives-session", test_mmap_outlives_session);
 	cb_test_add("/media-device/decoder/shared-pages", test_shared_pages);
+	cb_test_add("/media-device/decoder/sessions-decode-concurrently",
+		    test_sessions_decode_concurrently);
+	cb_test_add("/media-device/decoder/drain-busy", test_drain_busy);
 	return g_test_run();
 }
