@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/virtio_gpu.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -87,6 +88,7 @@ memfd_buffer_create(struct gpu_backend *backend, const struct gpu_buffer_desc *d
 	b->base.layout = layout;
 	b->base.protected_ = desc->protected_;
 	b->base.cpu_mappable = true;
+	b->base.map_info = VIRTIO_GPU_MAP_CACHE_CACHED;
 	b->base.fd = new_fd(desc->protected_, layout.size);
 	if (b->base.fd < 0) {
 		r = b->base.fd;

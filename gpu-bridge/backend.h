@@ -50,6 +50,12 @@ struct gpu_buffer_desc {
 	bool protected_;
 	/* May become a scanout (GBM_BO_USE_SCANOUT-like hints). */
 	bool scanout;
+	/*
+	 * BLOB_MEM_HOST3D_GUEST: the guest backing, resolved (borrowed; stays valid until
+	 * buffer_destroy()). Renderers that need it at creation take it from here.
+	 */
+	const struct iovec *backing;
+	unsigned n_backing;
 };
 
 struct gpu_buffer {
@@ -58,6 +64,7 @@ struct gpu_buffer {
 	int fd;                   /* owned: dma-buf, sealed memfd or memfd_secret; -1 if none */
 	bool protected_;
 	bool cpu_mappable; /* begin_cpu() can work */
+	uint32_t map_info; /* VIRTIO_GPU_MAP_CACHE_* for MAP_BLOB */
 	void *priv;        /* the backend's */
 };
 

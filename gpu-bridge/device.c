@@ -19,6 +19,7 @@
 #define DEFAULT_MAX_RESOURCES   16384
 #define DEFAULT_MAX_HOST_MEMORY (4ull << 30)
 #define MAX_CONTEXTS            1024
+#define GPU_MAX_CAPSET_SIZE     (64u << 10)
 #define DEFAULT_WIDTH           1024
 #define DEFAULT_HEIGHT          768
 
@@ -67,6 +68,7 @@ struct gpu_device {
 	struct gpu_exporter exporter;
 	void *exporter_userdata;
 	bool has_exporter;
+	void *capset_buf; /* the last GET_CAPSET's data, until the reply is written */
 };
 
 static bool
@@ -90,7 +92,8 @@ free_resource(struct gpu_device *dev, struct resource *res)
 		dev->config.unmap_blob(dev->config.map_userdata, res->map_offset,
 				       res->buffer != NULL ? res->buffer->layout.size : 0);
 	if (res->buffer != NULL) {
-		if (res->has_backing && dev->config.backend->ops->detach_backing != NULL)
+		if (res->has_backing && res->cmd != VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB &&
+		    dev->config.backend->ops->detach_backing != NULL)
 			dev->config.backend->ops->detach_backing(dev->config.backend, res->buffer);
 		dev->config.backend->ops->buffer_destroy(dev->config.backend, res->buffer);
 	}
@@ -155,6 +158,7 @@ gpu_device_free(struct gpu_device *dev)
 	g_hash_table_unref(dev->contexts);
 	if (dev->has_exporter && dev->exporter.destroy != NULL)
 		dev->exporter.destroy(dev->exporter_userdata);
+	free(dev->capset_buf);
 	free(dev);
 }
 
@@ -553,19 +557,12 @@ cmd_create_blob(struct gpu_device *dev, const struct gpu_request *req, uint32_t 
 					   .blob_mem = mem,
 					   .blob_flags = bflags,
 					   .protected_ = res->protected_,
+					   .backing = res->backing.iov,
+					   .n_backing = res->backing.n,
 				   });
 		if (ret != VIRTIO_GPU_RESP_OK_NODATA)
 			return ret; /* res is freed */
-		if (res->has_backing && dev->config.backend->ops->attach_backing != NULL) {
-			r = dev->config.backend->ops->attach_backing(
-				dev->config.backend, res->buffer, res->backing.iov, res->backing.n);
-			if (r < 0) {
-				g_hash_table_remove(dev->resources, GUINT_TO_POINTER(res->id));
-				res->has_backing = false;
-				free_resource(dev, res);
-				return errno_to_resp(r);
-			}
-		}
+				    /* a blob's backing went to the backend with its description */
 	}
 	/* The Linux driver asks for the UUID right after; the export happens now. */
 	if ((bflags & VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE) &&
@@ -955,7 +952,7 @@ cmd_map_blob(struct gpu_device *dev, const struct gpu_request *req, struct gpu_r
 		return errno_to_resp(r);
 	res->mapped = true;
 	res->map_offset = req->map_blob.offset;
-	resp->map_info.map_info = VIRTIO_GPU_MAP_CACHE_CACHED;
+	resp->map_info.map_info = res->buffer->map_info;
 	return VIRTIO_GPU_RESP_OK_MAP_INFO;
 }
 
@@ -1070,6 +1067,38 @@ cmd_get_capset_info(struct gpu_device *dev, const struct gpu_request *req,
 }
 
 static uint32_t
+cmd_get_capset(struct gpu_device *dev, const struct gpu_request *req, struct gpu_response *resp)
+{
+	struct gpu_backend *be = dev->config.backend;
+	uint32_t n = be->ops->num_capsets != NULL ? be->ops->num_capsets(be) : 0;
+	int r = -EINVAL;
+
+	if (be->ops->capset_info == NULL || be->ops->capset == NULL)
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	/* the capset's size comes from the renderer, not the guest */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id, ver, size;
+		if (be->ops->capset_info(be, i, &id, &ver, &size) < 0 ||
+		    id != req->get_capset.capset_id)
+			continue;
+		if (size == 0 || size > GPU_MAX_CAPSET_SIZE)
+			break;
+		void *buf = realloc(dev->capset_buf, size);
+		if (buf == NULL)
+			return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+		dev->capset_buf = buf;
+		memset(buf, 0, size);
+		r = be->ops->capset(be, id, req->get_capset.capset_version, buf, size);
+		if (r >= 0) {
+			resp->capset.data = buf;
+			resp->capset.size = size;
+		}
+		break;
+	}
+	return r < 0 ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : VIRTIO_GPU_RESP_OK_CAPSET;
+}
+
+static uint32_t
 cursor(struct gpu_device *dev, const struct gpu_request *req, bool update)
 {
 	uint32_t id = req->cursor.scanout_id;
@@ -1172,9 +1201,7 @@ gpu_device_execute(struct gpu_device *dev, const struct gpu_request *req, uint32
 		type = cmd_get_capset_info(dev, req, resp);
 		break;
 	case VIRTIO_GPU_CMD_GET_CAPSET:
-		/* Only a renderer has capsets; it answers through capset() (not yet wired:
-		 * no backend here reports any). */
-		type = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		type = cmd_get_capset(dev, req, resp);
 		break;
 	case VIRTIO_GPU_CMD_UPDATE_CURSOR:
 		type = cursor(dev, req, true);
