@@ -132,6 +132,7 @@ struct decoder {
 	unsigned flush_req, flush_done;
 	bool cancel;
 	bool dead;
+	bool shut_down; /* worker joined, codec and buffers released */
 	bool protected;
 	bool sub_src_change, sub_eos;
 	uint32_t event_seq, cap_seq;
@@ -1117,13 +1118,16 @@ decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder *
 }
 
 void
-decoder_free(struct decoder *dec)
+decoder_shutdown(struct decoder *dec)
 {
-	if (dec == NULL)
-		return;
 	pthread_mutex_lock(&dec->lock);
+	if (dec->shut_down) {
+		pthread_mutex_unlock(&dec->lock);
+		return;
+	}
 	dec->quit = true;
 	dec->cancel = true;
+	dec->dead = true; /* from now on every ioctl is EIO */
 	pthread_cond_broadcast(&dec->cond);
 	pthread_mutex_unlock(&dec->lock);
 	pthread_join(dec->worker, NULL);
@@ -1131,12 +1135,35 @@ decoder_free(struct decoder *dec)
 	if (dec->codec)
 		codec_free(dec->codec);
 	dec->codec = NULL;
+	pthread_mutex_lock(&dec->lock);
 	for (int i = 0; i < MAX_PICTURES; i++) {
 		for (unsigned p = 0; dec->pictures[i].used && p < VIDEO_MAX_PLANES; p++)
 			map_unref(dec->pictures[i].maps[p]);
+		dec->pictures[i].used = false;
 	}
 	queue_free_all(dec, &dec->out);
 	queue_free_all(dec, &dec->cap);
+	dec->shut_down = true;
+	pthread_mutex_unlock(&dec->lock);
+}
+
+bool
+decoder_needs_shutdown(struct decoder *dec)
+{
+	bool r;
+
+	pthread_mutex_lock(&dec->lock);
+	r = dec->dead && !dec->shut_down;
+	pthread_mutex_unlock(&dec->lock);
+	return r;
+}
+
+void
+decoder_free(struct decoder *dec)
+{
+	if (dec == NULL)
+		return;
+	decoder_shutdown(dec);
 	pthread_cond_destroy(&dec->cond);
 	pthread_mutex_destroy(&dec->lock);
 	free(dec);

@@ -36,6 +36,14 @@ struct decoder_env {
 int decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder **ret);
 /* Stops the worker and releases every buffer, mapping source and registry entry. */
 void decoder_free(struct decoder *dec);
+/*
+ * The same, keeping the (dead) session: its ioctls then fail with EIO until it is freed.
+ * For sessions that died of an error, whose resources must not wait for the driver's CLOSE.
+ * Command thread only; idempotent.
+ */
+void decoder_shutdown(struct decoder *dec);
+/* Whether a fatal error ended the session and it still holds its resources. */
+bool decoder_needs_shutdown(struct decoder *dec);
 
 /*
  * Runs one parsed ioctl (cmd->desc != NULL) in place: the payload and its trailers become

@@ -273,6 +273,11 @@ media_device_handle_command(struct media_device *dev, const struct cb_request *r
 	int r;
 
 	(void)media_device_dispatch_registry(dev);
+	/* Sessions that died of an error release what they hold now, not at CLOSE. */
+	for (unsigned i = 0; i < MEDIA_DEVICE_MAX_SESSIONS; i++) {
+		if (dev->sessions[i].dec && decoder_needs_shutdown(dev->sessions[i].dec))
+			decoder_shutdown(dev->sessions[i].dec);
+	}
 
 	cmd = malloc(sizeof(*cmd));
 	if (cmd == NULL)

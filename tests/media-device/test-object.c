@@ -493,6 +493,46 @@ test_protected_without_right(void)
 	protected_session(false);
 }
 
+static void
+test_session_error_releases(void)
+{
+	struct harness h;
+	struct vmdrv_session *s, *other;
+	struct stream_out o;
+	struct stream_cap c;
+	struct v4l2_exportbuffer e = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
+	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
+	struct crossbuf_buffer_info info;
+	struct v4l2_buffer b;
+	struct v4l2_plane p[3];
+	uint8_t uuid[16], fill = 0x10;
+	int fd;
+
+	harness_init(&h, true, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	out_setup_mmap(s, 2, &o);
+	out_queue_frames(&h, s, &o, 0, W, H, &fill, 1, 0, 1);
+	wait_source_change(s);
+	cap_setup_mmap(s, V4L2_PIX_FMT_NV12, 2, &c);
+	g_assert_cmpint(vmdrv_expbuf(s, &e, uuid), ==, 0);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+	/* The codec breaks: ERROR event, and the session lets go of everything at once. */
+	out_queue_frames(&h, s, &o, 1, W, H, &fill, 1, FAKE_FLAG_BREAK, 2);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, -EIO);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_G_FMT, &f), ==, -EIO);
+	/* (released at the next command the device runs, whichever session it is for) */
+	g_assert_cmpint(vmdrv_open(h.drv, &other), ==, 0);
+	g_assert_cmpint(crossbuf_client_lookup(h.exporter, uuid, &info, &fd), ==, -ENOENT);
+	/* Its mappings stay until MUNMAP; the session id until CLOSE. */
+	g_assert_cmpuint(media_device_session_count(h.dev), ==, 2);
+	vmdrv_close(other);
+	cap_unmap(&h, &c);
+	out_unmap(&h, &o);
+	vmdrv_close(s);
+	g_assert_cmpuint(media_device_session_count(h.dev), ==, 0);
+	harness_fini(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -504,5 +544,6 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/object/expbuf", test_expbuf);
 	cb_test_add("/media-device/object/protected-canary", test_protected_canary);
 	cb_test_add("/media-device/object/protected-without-right", test_protected_without_right);
+	cb_test_add("/media-device/object/session-error-releases", test_session_error_releases);
 	return g_test_run();
 }
