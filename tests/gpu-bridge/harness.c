@@ -101,7 +101,11 @@ harness_init(struct harness *h, const struct harness_options *opts)
 	guest_mem_init(&h->gm);
 	g_assert_cmpint(guest_mem_add_region(&h->gm, HARNESS_GPA, HARNESS_MEM_SIZE, h->mem), ==, 0);
 	g_assert_cmpint(gpu_backend_memfd_new(&h->backend), ==, 0);
-	g_assert_cmpint(gpu_sink_count_new(opts->authorized_sink, &h->sink), ==, 0);
+	if (opts->png_dir != NULL)
+		g_assert_cmpint(gpu_sink_png_new(opts->png_dir, opts->authorized_sink, &h->sink),
+				==, 0);
+	else
+		g_assert_cmpint(gpu_sink_count_new(opts->authorized_sink, &h->sink), ==, 0);
 
 	config.backend = h->backend;
 	config.mem = &h->gm;

@@ -48,6 +48,7 @@ struct harness_options {
 	bool no_features;
 	bool protect_nv12;
 	uint32_t max_resources;
+	const char *png_dir; /* a PNG sink writing there instead of the counting sink */
 };
 
 void harness_init(struct harness *h, const struct harness_options *opts);
