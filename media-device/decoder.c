@@ -168,6 +168,10 @@ base_of(uint32_t pixfmt, uint32_t *ret_base, unsigned *ret_planes)
 		*ret_base = V4L2_PIX_FMT_YUV420;
 		*ret_planes = 3;
 		return true;
+	case V4L2_PIX_FMT_YUV420:
+		*ret_base = V4L2_PIX_FMT_YUV420;
+		*ret_planes = 1;
+		return true;
 	}
 	return false;
 }
@@ -178,13 +182,17 @@ base_planes(uint32_t base)
 	return base == V4L2_PIX_FMT_YUV420 ? 3 : 2;
 }
 
-/* The CAPTURE formats offered for a base format, preferred first. */
+/*
+ * The CAPTURE formats offered for a base format, preferred first: the planes in separate
+ * buffers or back to back in one (one virtio object per picture).
+ */
 static unsigned
 capture_variants(uint32_t base, uint32_t out[2])
 {
 	if (base == V4L2_PIX_FMT_YUV420) {
 		out[0] = V4L2_PIX_FMT_YUV420M;
-		return 1;
+		out[1] = V4L2_PIX_FMT_YUV420;
+		return 2;
 	}
 	out[0] = V4L2_PIX_FMT_NV12;
 	out[1] = V4L2_PIX_FMT_NV12M;
@@ -258,11 +266,83 @@ default_info(uint32_t base, uint32_t w, uint32_t h, struct codec_stream_info *in
 	}
 }
 
+/*
+ * Where the codec's planes are in a CAPTURE buffer of a V4L2 format, before any exporter
+ * layout: in multi-planar formats (NV12M, YUV420M) each plane is its own V4L2 plane with the
+ * codec's stride and size; in single-buffer formats (NV12, YUV420) the planes follow the
+ * V4L2 rule, the chroma plane(s) starting at bytesperline x height, which is what a client
+ * or an importer computes. So that rule covers the codec's padding, the height reported is
+ * the codec's padded rows, made even and large enough for its chroma rows.
+ */
+struct cap_geometry {
+	unsigned v4l2_planes;
+	uint32_t height; /* padded rows: the format's height */
+	uint32_t bytesperline[VIDEO_MAX_PLANES];
+	uint32_t sizeimage[VIDEO_MAX_PLANES];
+	struct pic_layout layout; /* map: V4L2 plane of each codec plane */
+};
+
+static void
+capture_geometry(const struct codec_stream_info *info, uint32_t base, unsigned v4l2_planes,
+		 struct cap_geometry *g)
+{
+	bool planar = base == V4L2_PIX_FMT_YUV420;
+
+	memset(g, 0, sizeof(*g));
+	g->v4l2_planes = v4l2_planes;
+	g->layout.n = info->num_planes;
+	if (v4l2_planes > 1) {
+		g->height = info->plane_sizes[0] / info->strides[0];
+		for (unsigned i = 0; i < info->num_planes; i++) {
+			g->bytesperline[i] = info->strides[i];
+			g->sizeimage[i] = info->plane_sizes[i];
+			g->layout.map[i] = i;
+			g->layout.stride[i] = info->strides[i];
+			g->layout.size[i] = info->plane_sizes[i];
+		}
+		return;
+	}
+	{
+		uint32_t rows = info->plane_sizes[0] / info->strides[0];
+		uint32_t crows = info->plane_sizes[1] / info->strides[1];
+		uint32_t bpl = info->strides[0], h, cstride;
+		size_t off;
+
+		if (planar)
+			bpl = MAX(bpl, 2 * MAX(info->strides[1], info->strides[2]));
+		bpl = ALIGN_UP(bpl, 2u);
+		h = ALIGN_UP(MAX(rows, 2 * crows), 2u);
+		cstride = planar ? bpl / 2 : bpl;
+		g->height = h;
+		g->bytesperline[0] = bpl;
+		g->layout.stride[0] = bpl;
+		g->layout.size[0] = (size_t)bpl * h;
+		off = (size_t)bpl * h;
+		for (unsigned i = 1; i < info->num_planes; i++) {
+			g->layout.offset[i] = off;
+			g->layout.stride[i] = cstride;
+			g->layout.size[i] = (size_t)cstride * (h / 2);
+			off += g->layout.size[i];
+		}
+		g->sizeimage[0] = (uint32_t)off;
+	}
+}
+
+static const struct codec_stream_info *
+current_info(struct decoder *dec, struct codec_stream_info *def)
+{
+	if (dec->have_info)
+		return &dec->info;
+	default_info(dec->cap_base, dec->out.fmt.width, dec->out.fmt.height, def);
+	return def;
+}
+
 static void
 fill_capture_fmt(struct decoder *dec, uint32_t pixfmt, struct v4l2_pix_format_mplane *f)
 {
 	struct codec_stream_info def;
-	const struct codec_stream_info *info = &dec->info;
+	const struct codec_stream_info *info;
+	struct cap_geometry g;
 	uint32_t base;
 	unsigned n;
 
@@ -273,26 +353,18 @@ fill_capture_fmt(struct decoder *dec, uint32_t pixfmt, struct v4l2_pix_format_mp
 		pixfmt = v[0];
 		base_of(pixfmt, &base, &n);
 	}
-	if (!dec->have_info) {
-		default_info(base, dec->out.fmt.width, dec->out.fmt.height, &def);
-		info = &def;
-	}
+	info = current_info(dec, &def);
+	capture_geometry(info, base, n, &g);
 	memset(f, 0, sizeof(*f));
 	f->width = info->width;
-	f->height = info->height;
+	f->height = g.height;
 	f->pixelformat = pixfmt;
 	f->field = V4L2_FIELD_NONE;
 	f->colorspace = V4L2_COLORSPACE_REC709;
 	f->num_planes = n;
-	if (n == 1) {
-		f->plane_fmt[0].bytesperline = info->strides[0];
-		for (unsigned i = 0; i < info->num_planes; i++)
-			f->plane_fmt[0].sizeimage += info->plane_sizes[i];
-	} else {
-		for (unsigned i = 0; i < n; i++) {
-			f->plane_fmt[i].bytesperline = info->strides[i];
-			f->plane_fmt[i].sizeimage = info->plane_sizes[i];
-		}
+	for (unsigned i = 0; i < n; i++) {
+		f->plane_fmt[i].bytesperline = g.bytesperline[i];
+		f->plane_fmt[i].sizeimage = g.sizeimage[i];
 	}
 }
 
@@ -954,6 +1026,21 @@ worker_ensure_codec(struct decoder *dec)
 	return 0;
 }
 
+/* Copies the codec's counters into the decoder's (worker, lock held, codec idle). */
+static void
+worker_take_codec_stats(struct decoder *dec)
+{
+	struct codec_stats cs;
+
+	if (dec->codec == NULL)
+		return;
+	codec_get_stats(dec->codec, &cs);
+	dec->stats.codec_frames_decoded = cs.frames_decoded;
+	dec->stats.codec_frames_copied = cs.frames_copied;
+	dec->stats.codec_bytes_copied = cs.bytes_copied;
+	dec->stats.codec_frames_corrupt = cs.frames_corrupt;
+}
+
 static void
 worker_decode_one(struct decoder *dec, struct dec_buffer *b)
 {
@@ -998,6 +1085,7 @@ worker_decode_one(struct decoder *dec, struct dec_buffer *b)
 	free(copy);
 	pthread_mutex_lock(&dec->lock);
 	map_unref(m);
+	worker_take_codec_stats(dec);
 
 	b = index < dec->out.count ? dec->out.bufs[index] : NULL;
 	if (b && b->id == id && b->gen == gen && b->state == BUF_ACTIVE)
@@ -1043,6 +1131,7 @@ worker_main(void *data)
 			if (c)
 				r = codec_drain(c);
 			pthread_mutex_lock(&dec->lock);
+			worker_take_codec_stats(dec);
 			if (r < 0) {
 				session_error(dec, r);
 				continue;
@@ -1607,38 +1696,26 @@ static int
 capture_layout(struct decoder *dec, struct dec_buffer *b)
 {
 	const struct v4l2_pix_format_mplane *f = &dec->cap.fmt;
-	const struct codec_stream_info *info = &dec->info;
 	struct codec_stream_info def;
+	const struct codec_stream_info *info = current_info(dec, &def);
+	struct cap_geometry g;
 	struct pic_layout *l = &b->layout;
-	unsigned nb;
-	size_t off = 0;
 
-	if (!dec->have_info) {
-		default_info(dec->cap_base, dec->out.fmt.width, dec->out.fmt.height, &def);
-		info = &def;
-	}
-	nb = info->num_planes;
-	memset(l, 0, sizeof(*l));
-	l->n = nb;
-	for (unsigned i = 0; i < nb; i++) {
-		struct mem_map *m;
+	capture_geometry(info, dec->cap_base, f->num_planes, &g);
+	*l = g.layout;
+	for (unsigned i = 0; i < l->n; i++) {
+		struct mem_map *m = b->maps[l->map[i]];
 		const struct crossbuf_buffer_info *bi;
 
-		l->map[i] = f->num_planes == 1 ? 0 : i;
-		m = b->maps[l->map[i]];
 		if (m == NULL)
 			return -EINVAL;
-		l->stride[i] = info->strides[i];
-		l->size[i] = info->plane_sizes[i];
-		l->offset[i] = f->num_planes == 1 ? off : 0;
-		off += info->plane_sizes[i];
 		bi = m->has_uuid ? &m->info : NULL;
 		/* An object with its own layout (an exporter's strides and offsets). */
 		if (bi && bi->num_planes > 0) {
 			unsigned k = f->num_planes == 1 ? i : 0;
 
 			if (k < bi->num_planes && k < CROSSBUF_MAX_PLANES &&
-			    (f->num_planes > 1 || bi->num_planes == nb)) {
+			    (f->num_planes > 1 || bi->num_planes == l->n)) {
 				uint32_t rows = info->plane_sizes[i] / info->strides[i];
 
 				if (bi->planes[k].stride < info->strides[i])
@@ -1789,25 +1866,25 @@ resolve_shared_pages(struct decoder *dec, struct dec_queue *q, struct dec_buffer
 			buffer_drop_map(dec, b, 0);
 			b->maps[0] = m;
 		}
-		/* The bounce holds the planes back to back, as a single-buffer format. */
-		memset(&b->layout, 0, sizeof(b->layout));
+		/*
+		 * The bounce holds the V4L2 planes back to back, each laid out as the format
+		 * says; copy_out_shared_pages() walks it the same way.
+		 */
 		{
-			const struct codec_stream_info *info = &dec->info;
 			struct codec_stream_info def;
-			size_t off = 0;
+			const struct codec_stream_info *info = current_info(dec, &def);
+			struct cap_geometry g;
+			size_t plane_off[VIDEO_MAX_PLANES], off = 0;
 
-			if (!dec->have_info) {
-				default_info(dec->cap_base, dec->out.fmt.width, dec->out.fmt.height,
-					     &def);
-				info = &def;
+			capture_geometry(info, dec->cap_base, dec->cap.fmt.num_planes, &g);
+			for (unsigned p = 0; p < g.v4l2_planes; p++) {
+				plane_off[p] = off;
+				off += g.sizeimage[p];
 			}
-			b->layout.n = info->num_planes;
-			for (unsigned i = 0; i < info->num_planes; i++) {
+			b->layout = g.layout;
+			for (unsigned i = 0; i < b->layout.n; i++) {
+				b->layout.offset[i] += plane_off[b->layout.map[i]];
 				b->layout.map[i] = 0;
-				b->layout.offset[i] = off;
-				b->layout.stride[i] = info->strides[i];
-				b->layout.size[i] = info->plane_sizes[i];
-				off += info->plane_sizes[i];
 			}
 			if (off > b->maps[0]->len)
 				return -EINVAL;
@@ -1988,15 +2065,22 @@ ioc_expbuf(struct decoder *dec, struct vmd_command *cmd)
 		info.device_kind = CROSSBUF_DEVICE_MEDIA;
 		info.resource_id = (uint32_t)b->id;
 		info.flags = CROSSBUF_BUFFER_GUEST_MAPPABLE;
-		if (q == &dec->cap && f->pixelformat == V4L2_PIX_FMT_NV12 && dec->have_info) {
-			/* The V4L2 and DRM fourccs of NV12 are the same four characters. */
+		if (q == &dec->cap && f->num_planes == 1 && dec->have_info) {
+			/*
+			 * NV12 or YUV420 in one buffer: the V4L2 and DRM fourccs of both are the
+			 * same four characters, and the layout is the format's.
+			 */
+			struct cap_geometry g;
+
+			capture_geometry(&dec->info, dec->cap_base, 1, &g);
 			info.width = dec->info.width;
-			info.height = dec->info.height;
-			info.fourcc = V4L2_PIX_FMT_NV12;
-			info.num_planes = 2;
-			info.planes[0].stride = dec->info.strides[0];
-			info.planes[1].offset = dec->info.plane_sizes[0];
-			info.planes[1].stride = dec->info.strides[1];
+			info.height = g.height;
+			info.fourcc = dec->cap_base;
+			info.num_planes = g.layout.n;
+			for (unsigned i = 0; i < g.layout.n; i++) {
+				info.planes[i].offset = (uint32_t)g.layout.offset[i];
+				info.planes[i].stride = g.layout.stride[i];
+			}
 		}
 		r = crossbuf_client_export(dec->env.client, b->maps[e->plane]->fd, &info,
 					   b->export_uuid[e->plane]);

@@ -70,5 +70,10 @@ struct decoder_stats {
 	uint64_t frames_error;
 	uint64_t object_lookups; /* registry lookups: cached resolutions do not count */
 	uint64_t bytes_bounced;	 /* SHARED_PAGES CAPTURE copies */
+	/* The codec's own counters (codec_get_stats()), as of its last call. */
+	uint64_t codec_frames_decoded;
+	uint64_t codec_frames_copied; /* frames that could not be decoded in place */
+	uint64_t codec_bytes_copied;
+	uint64_t codec_frames_corrupt;
 };
 void decoder_get_stats(struct decoder *dec, struct decoder_stats *ret);

@@ -160,6 +160,18 @@ session_find(struct media_device *dev, uint32_t id)
 	return NULL;
 }
 
+int
+media_device_get_session_stats(struct media_device *dev, uint32_t session_id,
+			       struct decoder_stats *ret)
+{
+	struct session *s = session_find(dev, session_id);
+
+	if (s == NULL)
+		return -ENOENT;
+	decoder_get_stats(s->dec, ret);
+	return 0;
+}
+
 static int
 cmd_open(struct media_device *dev, uint32_t *ret_id)
 {

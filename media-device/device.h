@@ -74,3 +74,8 @@ int media_device_dispatch_registry(struct media_device *dev);
 
 /* Number of open sessions, for tests. */
 unsigned media_device_session_count(struct media_device *dev);
+
+struct decoder_stats;
+/* A session's counters (decoder.h), for tests and benchmarks. -ENOENT for no such session. */
+int media_device_get_session_stats(struct media_device *dev, uint32_t session_id,
+				   struct decoder_stats *ret);

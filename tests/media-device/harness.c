@@ -362,7 +362,7 @@ void
 check_picture(const struct v4l2_pix_format_mplane *f, uint32_t w, uint32_t h,
 	      uint8_t *const planes[3], const uint32_t offsets[3], uint8_t fill)
 {
-	bool yuv420 = f->pixelformat == V4L2_PIX_FMT_YUV420M;
+	bool yuv420 = f->pixelformat == V4L2_PIX_FMT_YUV420M || f->pixelformat == V4L2_PIX_FMT_YUV420;
 	struct codec_stream_info info;
 
 	fake_codec_layout(yuv420 ? V4L2_PIX_FMT_YUV420 : V4L2_PIX_FMT_NV12, w, h, &info);

@@ -84,7 +84,8 @@ test_formats(void)
 	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
 					 .memory = V4L2_MEMORY_MMAP,
 					 .count = 2};
-	uint32_t want_cap[] = {V4L2_PIX_FMT_NV12, V4L2_PIX_FMT_NV12M, V4L2_PIX_FMT_YUV420M};
+	uint32_t want_cap[] = {V4L2_PIX_FMT_NV12, V4L2_PIX_FMT_NV12M, V4L2_PIX_FMT_YUV420M,
+			       V4L2_PIX_FMT_YUV420};
 
 	harness_init(&h, false, 0);
 	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
@@ -98,12 +99,12 @@ test_formats(void)
 	d.index = 2;
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_ENUM_FMT, &d), ==, -EINVAL);
 	d.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 4; i++) {
 		d.index = i;
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_ENUM_FMT, &d), ==, 0);
 		g_assert_cmpuint(d.pixelformat, ==, want_cap[i]);
 	}
-	d.index = 3;
+	d.index = 4;
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_ENUM_FMT, &d), ==, -EINVAL);
 	d.type = V4L2_BUF_TYPE_VIDEO_CAPTURE; /* single-planar: not this device */
 	d.index = 0;
@@ -223,8 +224,12 @@ decode_frames(struct harness *h, struct vmdrv_session *s, struct stream_out *o,
 			planes[k] = c->ptr[b.index][k];
 		}
 		if (c->num_planes == 1) {
+			uint32_t stride = c->fmt.plane_fmt[0].bytesperline, rows = ALIGN_UP(hh, 16u);
+
 			planes[1] = planes[2] = planes[0];
-			offs[1] = c->fmt.plane_fmt[0].bytesperline * ALIGN_UP(hh, 16u);
+			offs[1] = stride * rows;
+			/* YUV420 in one buffer: V follows U, both half as wide and high */
+			offs[2] = offs[1] + stride / 2 * (rows / 2);
 		}
 		check_picture(&c->fmt, w, hh, planes, offs, fill);
 		cap_queue(s, c, b.index);
@@ -245,7 +250,7 @@ start_stream(struct harness *h, struct vmdrv_session *s, struct stream_out *o,
 	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
 	uint8_t fill = 0x10;
 
-	if (pixfmt == V4L2_PIX_FMT_YUV420M) {
+	if (pixfmt == V4L2_PIX_FMT_YUV420M || pixfmt == V4L2_PIX_FMT_YUV420) {
 		/* The codec's picture format is chosen before the stream starts. */
 		f.fmt.pix_mp.pixelformat = pixfmt;
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
@@ -286,7 +291,7 @@ decode_format(uint32_t pixfmt)
 	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
 	start_stream(&h, s, &o, &c, pixfmt, W, H);
 	g_assert_cmpuint(c.num_planes, ==,
-			 pixfmt == V4L2_PIX_FMT_NV12 ? 1 : pixfmt == V4L2_PIX_FMT_NV12M ? 2 : 3);
+			 pixfmt == V4L2_PIX_FMT_NV12M ? 2 : pixfmt == V4L2_PIX_FMT_YUV420M ? 3 : 1);
 	decode_frames(&h, s, &o, &c, W, H, 0x20, 10, 5000);
 	vmdrv_close(s);
 	cap_unmap(&h, &c);
@@ -311,6 +316,12 @@ static void
 test_decode_yuv420m(void)
 {
 	decode_format(V4L2_PIX_FMT_YUV420M);
+}
+
+static void
+test_decode_yuv420(void)
+{
+	decode_format(V4L2_PIX_FMT_YUV420);
 }
 
 static void
@@ -815,6 +826,7 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/decoder/decode-nv12", test_decode_nv12);
 	cb_test_add("/media-device/decoder/decode-nv12m", test_decode_nv12m);
 	cb_test_add("/media-device/decoder/decode-yuv420m", test_decode_yuv420m);
+	cb_test_add("/media-device/decoder/decode-yuv420", test_decode_yuv420);
 	cb_test_add("/media-device/decoder/drain", test_drain);
 	cb_test_add("/media-device/decoder/stop-without-output", test_stop_without_output);
 	cb_test_add("/media-device/decoder/seek", test_seek);

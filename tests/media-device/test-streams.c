@@ -14,6 +14,7 @@
 
 #include "codec.h"
 #include "crossbuf/crossbuf.h"
+#include "decoder.h"
 #include "harness.h"
 #include "macro.h"
 
@@ -293,14 +294,17 @@ picture_md5(const struct capture *c, unsigned index)
 	uint32_t s0 = c->fmt.plane_fmt[0].bytesperline;
 	const uint8_t *y = c->map[index][0], *chroma[2];
 	uint32_t cstride;
+	bool planar = c->fmt.pixelformat == V4L2_PIX_FMT_YUV420 ||
+		      c->fmt.pixelformat == V4L2_PIX_FMT_YUV420M;
 	char *r;
 
 	if (c->fmt.num_planes == 1) {
-		/* NV12 in one buffer: the chroma plane follows the padded luma rows. */
-		uint32_t rows = c->fmt.plane_fmt[0].sizeimage / s0 * 2 / 3;
+		/* One buffer: the chroma planes start at bytesperline x height (V4L2's rule). */
+		uint32_t rows = c->fmt.height;
 
 		chroma[0] = y + (size_t)s0 * rows;
-		cstride = s0;
+		cstride = planar ? s0 / 2 : s0;
+		chroma[1] = chroma[0] + (size_t)cstride * (rows / 2);
 	} else {
 		chroma[0] = c->map[index][1];
 		chroma[1] = c->fmt.num_planes == 3 ? c->map[index][2] : NULL;
@@ -308,7 +312,7 @@ picture_md5(const struct capture *c, unsigned index)
 	}
 	for (uint32_t r0 = 0; r0 < v->height; r0++)
 		g_checksum_update(sum, y + (size_t)(v->top + r0) * s0 + v->left, v->width);
-	if (c->fmt.num_planes == 3) {
+	if (planar) {
 		for (unsigned k = 0; k < 2; k++) {
 			const uint8_t *p = k == 0 ? chroma[0] : chroma[1];
 
@@ -331,6 +335,11 @@ picture_md5(const struct capture *c, unsigned index)
 static void
 decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 {
+	/*
+	 * libavcodec's H.264, HEVC, VP8 and VP9 decoders write planar YUV 4:2:0 straight into
+	 * the CAPTURE buffers (AV_CODEC_CAP_DR1); NV12 needs one interleaving copy.
+	 */
+	bool expect_zero_copy = pixfmt == V4L2_PIX_FMT_YUV420 || pixfmt == V4L2_PIX_FMT_YUV420M;
 	struct harness h;
 	struct vmdrv_session *s;
 	struct stream st;
@@ -345,15 +354,11 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 		g_test_skip("this libavcodec cannot decode the stream");
 		return;
 	}
-	stream_load(&st, name, coded, pixfmt == V4L2_PIX_FMT_YUV420M ? "yuv420p" : "nv12");
+	stream_load(&st, name, coded,
+		    pixfmt == V4L2_PIX_FMT_YUV420M || pixfmt == V4L2_PIX_FMT_YUV420 ? "yuv420p"
+										: "nv12");
 	harness_init(&h, true, 0);
 	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
-	if (pixfmt == V4L2_PIX_FMT_YUV420M) {
-		struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
-
-		f.fmt.pix_mp.pixelformat = pixfmt;
-		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
-	}
 	{
 		struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
 		struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
@@ -366,6 +371,14 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 		f.fmt.pix_mp.plane_fmt[0].sizeimage = OUT_SIZE;
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
 		g_assert_cmpuint(f.fmt.pix_mp.pixelformat, ==, coded);
+		if (pixfmt == V4L2_PIX_FMT_YUV420M || pixfmt == V4L2_PIX_FMT_YUV420) {
+			/* The planar picture format is chosen before streaming (after the coded one). */
+			struct v4l2_format cf = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
+
+			cf.fmt.pix_mp.pixelformat = pixfmt;
+			g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &cf), ==, 0);
+			g_assert_cmpuint(cf.fmt.pix_mp.pixelformat, ==, pixfmt);
+		}
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
 		o.count = N_OUT;
@@ -480,6 +493,19 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 		}
 	}
 	g_assert_cmpuint(frames, ==, st.n_md5);
+	{
+		struct decoder_stats stats;
+
+		g_assert_cmpint(media_device_get_session_stats(h.dev, vmdrv_session_id(s), &stats),
+				==, 0);
+		g_test_message("%s: %" G_GUINT64_FORMAT " frames decoded, %" G_GUINT64_FORMAT
+			       " copied (%" G_GUINT64_FORMAT " bytes)",
+			       name, stats.codec_frames_decoded, stats.codec_frames_copied,
+			       stats.codec_bytes_copied);
+		g_assert_cmpuint(stats.codec_frames_decoded, >=, st.n_md5);
+		if (expect_zero_copy)
+			g_assert_cmpuint(stats.codec_bytes_copied, ==, 0);
+	}
 	capture_release(&h, s, &c);
 	vmdrv_close(s);
 	out_unmap(&h, &o);
@@ -503,6 +529,19 @@ static void
 test_h264_yuv420m(void)
 {
 	decode_stream("h264-176x100.h264", V4L2_PIX_FMT_H264, false, V4L2_PIX_FMT_YUV420M);
+}
+
+static void
+test_h264_yuv420_object(void)
+{
+	/* One object per picture, in the codec's own planar format: no copy of a frame. */
+	decode_stream("h264-176x100.h264", V4L2_PIX_FMT_H264, true, V4L2_PIX_FMT_YUV420);
+}
+
+static void
+test_vp9_change_yuv420_object(void)
+{
+	decode_stream("vp9-change.ivf", V4L2_PIX_FMT_VP9, true, V4L2_PIX_FMT_YUV420);
 }
 
 static void
@@ -536,6 +575,8 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/streams/h264-object-nv12", test_h264);
 	cb_test_add("/media-device/streams/h264-change-object-nv12", test_h264_change);
 	cb_test_add("/media-device/streams/h264-mmap-yuv420m", test_h264_yuv420m);
+	cb_test_add("/media-device/streams/h264-object-yuv420", test_h264_yuv420_object);
+	cb_test_add("/media-device/streams/vp9-change-object-yuv420", test_vp9_change_yuv420_object);
 	cb_test_add("/media-device/streams/hevc-object-nv12", test_hevc);
 	cb_test_add("/media-device/streams/vp8-object-nv12", test_vp8);
 	cb_test_add("/media-device/streams/vp9-object-nv12", test_vp9);
