@@ -710,6 +710,26 @@ queue_plane_sizes(struct dec_queue *q, const struct v4l2_pix_format_mplane *f, u
 	(void)q;
 }
 
+/* Bytes of host memory the session's buffers had the device allocate (not objects). */
+static uint64_t
+session_memory(struct decoder *dec)
+{
+	struct dec_queue *qs[2] = {&dec->out, &dec->cap};
+	uint64_t total = 0;
+
+	for (unsigned k = 0; k < 2; k++) {
+		for (unsigned i = 0; i < qs[k]->count; i++) {
+			struct dec_buffer *b = qs[k]->bufs[i];
+
+			for (unsigned p = 0; b && p < VIDEO_MAX_PLANES; p++) {
+				if (b->maps[p] && !b->maps[p]->has_uuid)
+					total += b->maps[p]->len;
+			}
+		}
+	}
+	return total;
+}
+
 static int
 queue_add_buffers(struct decoder *dec, struct dec_queue *q, unsigned count,
 		  const struct v4l2_pix_format_mplane *f, unsigned *ret_added)
@@ -720,7 +740,19 @@ queue_add_buffers(struct decoder *dec, struct dec_queue *q, unsigned count,
 
 	queue_plane_sizes(q, f, &n, sizes);
 	while (added < count && q->count < DECODER_MAX_BUFFERS) {
-		struct dec_buffer *b = calloc(1, sizeof(*b));
+		struct dec_buffer *b;
+
+		if (q->memory == VIRTIO_MEDIA_MMAP) {
+			uint64_t need = 0;
+
+			for (unsigned p = 0; p < n; p++)
+				need += ALIGN_UP((uint64_t)sizes[p], 4096u);
+			if (session_memory(dec) + need > DECODER_MAX_SESSION_MEMORY) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		b = calloc(1, sizeof(*b));
 
 		if (b == NULL) {
 			r = -ENOMEM;
@@ -1860,6 +1892,8 @@ resolve_shared_pages(struct decoder *dec, struct dec_queue *q, struct dec_buffer
 		if (b->maps[0] == NULL || b->maps[0]->len < total || b->maps[0]->refs > 1) {
 			struct mem_map *m;
 
+			if (session_memory(dec) + total > DECODER_MAX_SESSION_MEMORY)
+				return -ENOMEM;
 			r = map_new_bounce(total, &m);
 			if (r < 0)
 				return r;

@@ -32,6 +32,8 @@ struct decoder_env {
 #define DECODER_MAX_WIDTH	    8192
 #define DECODER_MAX_HEIGHT	    8192
 #define DECODER_MAX_BITSTREAM_SIZE (16u << 20)
+/* Host memory a session may have the device allocate (MMAP planes, SHARED_PAGES bounces). */
+#define DECODER_MAX_SESSION_MEMORY (1ull << 30)
 
 int decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder **ret);
 /* Stops the worker and releases every buffer, mapping source and registry entry. */

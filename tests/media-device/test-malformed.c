@@ -305,6 +305,33 @@ test_shared_pages_hostile(void)
 	g_free(r);
 }
 
+static void
+test_memory_budget(void)
+{
+	struct harness h;
+	struct vmdrv_session *s;
+	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .count = 32};
+
+	/* 8192x8192 CAPTURE buffers (96 MiB each): the session's budget stops the allocation. */
+	harness_init(&h, false, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	f.fmt.pix_mp.pixelformat = V4L2_PIX_FMT_H264;
+	f.fmt.pix_mp.width = 100000;
+	f.fmt.pix_mp.height = 100000;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
+	g_assert_cmpuint(f.fmt.pix_mp.width, ==, 8192);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
+	g_assert_cmpuint(rb.count, <, 32);
+	g_assert_cmpuint(rb.count, >, 0);
+	rb.count = 0;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
+	vmdrv_close(s);
+	harness_fini(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -312,5 +339,6 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/malformed/commands", test_commands);
 	cb_test_add("/media-device/malformed/ioctls", test_ioctls);
 	cb_test_add("/media-device/malformed/shared-pages", test_shared_pages_hostile);
+	cb_test_add("/media-device/malformed/memory-budget", test_memory_budget);
 	return g_test_run();
 }
