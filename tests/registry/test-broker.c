@@ -7,9 +7,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -575,6 +577,98 @@ test_broker_out_of_fds(void)
 	broker_stop(&b);
 }
 
+/* --- systemd socket activation ----------------------------------------------------------- */
+
+static void
+test_socket_activation(void)
+{
+	struct broker b = { 0 };
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct crossbuf_client *c;
+	struct crossbuf_buffer_info info = blob_info(0), got;
+	uint8_t uuid[16];
+	int listen_fd, fd, imported, status;
+	pid_t pid;
+
+	b.dir = g_dir_make_tmp("crossbuf-test-XXXXXX", NULL);
+	b.socket = g_build_filename(b.dir, "activated.sock", NULL);
+	b.config = g_build_filename(b.dir, "none.conf", NULL);
+	g_strlcpy(addr.sun_path, b.socket, sizeof(addr.sun_path));
+	listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	g_assert_cmpint(listen(listen_fd, 16), ==, 0);
+
+	pid = fork();
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		/* As systemd does: the socket at fd 3, LISTEN_PID naming this process. */
+		char pidstr[32];
+		int devnull = open("/dev/null", O_WRONLY);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(devnull, 2);
+		/* dup2() onto itself keeps close-on-exec: clear it explicitly. */
+		if (dup2(listen_fd, 3) != 3 || fcntl(3, F_SETFD, 0) < 0)
+			_exit(126);
+		g_snprintf(pidstr, sizeof(pidstr), "%d", (int)getpid());
+		setenv("LISTEN_PID", pidstr, 1);
+		setenv("LISTEN_FDS", "1", 1);
+		execl(g_getenv("CROSSBUFD"), "crossbufd", "--config", b.config, (char *)NULL);
+		_exit(127);
+	}
+	close(listen_fd);
+	b.pid = pid;
+
+	/* The broker answers on the socket it was handed, which it did not create. */
+	c = broker_client(&b, NULL, 0);
+	fd = cb_test_memfd("activated", NULL, SIZE);
+	g_assert_cmpint(crossbuf_client_export(c, fd, &info, uuid), ==, 0);
+	g_assert_cmpint(crossbuf_client_lookup(c, uuid, &got, &imported), ==, 0);
+	close(imported);
+	close(fd);
+	crossbuf_client_unref(c);
+	g_assert_cmpint(kill(pid, SIGTERM), ==, 0);
+	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+	g_assert_true(WIFEXITED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	/* It leaves the socket file to systemd. */
+	g_assert_true(g_file_test(b.socket, G_FILE_TEST_EXISTS));
+	b.pid = 0;
+	broker_stop(&b);
+}
+
+static void
+test_command_line(void)
+{
+	const char *exe = g_getenv("CROSSBUFD");
+	g_autofree char *out = NULL, *err = NULL;
+	int status;
+	char *help[] = { (char *)exe, "--help", NULL };
+	char *version[] = { (char *)exe, "--version", NULL };
+	char *bad[] = { (char *)exe, "--socket-mode", "999", NULL };
+	char *extra[] = { (char *)exe, "surplus", NULL };
+	char *badconf[] = { (char *)exe, "--config", "/proc/self/status", NULL };
+
+	g_assert_true(g_spawn_sync(NULL, help, NULL, 0, NULL, NULL, &out, NULL, &status, NULL));
+	g_assert_true(g_spawn_check_wait_status(status, NULL));
+	g_assert_nonnull(strstr(out, "--socket"));
+	g_clear_pointer(&out, g_free);
+	g_assert_true(g_spawn_sync(NULL, version, NULL, 0, NULL, NULL, &out, NULL, &status, NULL));
+	g_assert_true(g_spawn_check_wait_status(status, NULL));
+	g_assert_true(g_str_has_prefix(out, "crossbufd "));
+	g_clear_pointer(&out, g_free);
+	g_assert_true(g_spawn_sync(NULL, bad, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+	g_assert_false(g_spawn_check_wait_status(status, NULL));
+	g_assert_nonnull(strstr(err, "--socket-mode"));
+	g_clear_pointer(&err, g_free);
+	g_assert_true(g_spawn_sync(NULL, extra, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+	g_assert_false(g_spawn_check_wait_status(status, NULL));
+	g_clear_pointer(&err, g_free);
+	/* A malformed config is refused with the file named, before anything listens. */
+	g_assert_true(g_spawn_sync(NULL, badconf, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+	g_assert_false(g_spawn_check_wait_status(status, NULL));
+	g_assert_nonnull(strstr(err, "/proc/self/status"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -588,5 +682,7 @@ main(int argc, char **argv)
 	cb_test_add("/registry/broker/unread-replies-do-not-block", test_unread_replies_do_not_block);
 	cb_test_add("/registry/broker/restart", test_broker_restart);
 	cb_test_add("/registry/broker/out-of-fds", test_broker_out_of_fds);
+	cb_test_add("/registry/broker/socket-activation", test_socket_activation);
+	cb_test_add("/registry/broker/command-line", test_command_line);
 	return g_test_run();
 }
