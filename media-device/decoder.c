@@ -1595,8 +1595,9 @@ streamoff_locked(struct decoder *dec, struct dec_queue *q)
 	q->streaming = false;
 	queue_return_all(dec, q);
 	if (q == &dec->out) {
-		flush_and_wait(dec);
+		/* A drain in progress is abandoned, not completed with a LAST buffer. */
 		dec->draining = false;
+		flush_and_wait(dec);
 		dec->stopped = false;
 		dec->last_pending = false;
 	} else {

@@ -815,6 +815,45 @@ test_drain_busy(void)
 	harness_fini(&h);
 }
 
+static void
+test_seek_during_drain(void)
+{
+	struct harness h;
+	struct vmdrv_session *s;
+	struct stream_out o;
+	struct stream_cap c;
+	struct v4l2_decoder_cmd dc = {.cmd = V4L2_DEC_CMD_STOP};
+	struct v4l2_buffer b;
+	struct v4l2_plane p[3];
+	int ctype = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, otype = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+	uint8_t fill = 0x77;
+
+	harness_init(&h, false, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	start_stream(&h, s, &o, &c, V4L2_PIX_FMT_NV12, W, H);
+	/* A drain held up by a stopped CAPTURE queue, then a seek: the drain is abandoned. */
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMOFF, &ctype), ==, 0);
+	out_queue_frames(&h, s, &o, 1, W, H, &fill, 1, 0, 700);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMOFF, &otype), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &otype), ==, 0);
+	for (unsigned i = 0; i < c.count; i++)
+		cap_queue(s, &c, i);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &ctype), ==, 0);
+	/* No LAST buffer: decoding simply goes on, and a new STOP is accepted. */
+	vmdrv_set_timeout(s, 50);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, -EAGAIN);
+	vmdrv_set_timeout(s, 5000);
+	decode_frames(&h, s, &o, &c, W, H, 0x78, 2, 800);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, 0);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+	g_assert_true(b.flags & V4L2_BUF_FLAG_LAST);
+	vmdrv_close(s);
+	cap_unmap(&h, &c);
+	out_unmap(&h, &o);
+	harness_fini(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -840,5 +879,6 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/decoder/sessions-decode-concurrently",
 		    test_sessions_decode_concurrently);
 	cb_test_add("/media-device/decoder/drain-busy", test_drain_busy);
+	cb_test_add("/media-device/decoder/seek-during-drain", test_seek_during_drain);
 	return g_test_run();
 }
