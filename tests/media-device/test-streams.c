@@ -41,6 +41,7 @@ struct stream {
 
 struct capture {
 	bool object; /* else MMAP */
+	bool protected_; /* objects flagged protected, in memfd_secret where the kernel has it */
 	uint32_t pixfmt;
 	bool streaming;
 	unsigned count;
@@ -253,10 +254,13 @@ capture_setup(struct harness *h, struct vmdrv_session *s, struct capture *c)
 
 			g_assert_cmpuint(c->fmt.num_planes, ==, 1);
 			c->map_len[i] = ALIGN_UP(c->fmt.plane_fmt[0].sizeimage, 4096u);
-			c->fd[i] = cb_test_memfd("capture", NULL, c->map_len[i]);
+			c->fd[i] = c->protected_ ? cb_test_memfd_secret(c->map_len[i]) : -1;
+			if (c->fd[i] < 0)
+				c->fd[i] = cb_test_memfd("capture", NULL, c->map_len[i]);
 			c->map[i][0] = mmap(NULL, c->map_len[i], PROT_READ, MAP_SHARED, c->fd[i], 0);
 			g_assert_true(c->map[i][0] != MAP_FAILED);
 			info.device_kind = CROSSBUF_DEVICE_TOOL; /* an opaque blob: the format rules */
+			info.flags = c->protected_ ? CROSSBUF_BUFFER_PROTECTED : 0;
 			g_assert_cmpint(crossbuf_client_export(h->exporter, c->fd[i], &info,
 							       c->uuid[i]),
 					==, 0);
@@ -332,9 +336,23 @@ picture_md5(const struct capture *c, unsigned index)
 
 /* --- The decode loop -------------------------------------------------------------------- */
 
-static void
-decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
+/* Whether any of the rows appears anywhere in [p, p + len). */
+static bool
+any_row_in(const uint8_t *p, size_t len, GPtrArray *rows, size_t row_len)
 {
+	for (unsigned i = 0; i < rows->len; i++) {
+		if (memmem(p, len, g_ptr_array_index(rows, i), row_len) != NULL)
+			return true;
+	}
+	return false;
+}
+
+static void
+decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfmt,
+		   bool protected_)
+{
+	GPtrArray *rows = g_ptr_array_new_with_free_func(g_free);
+	size_t row_len = 0;
 	/*
 	 * libavcodec's H.264, HEVC, VP8 and VP9 decoders write planar YUV 4:2:0 straight into
 	 * the CAPTURE buffers (AV_CODEC_CAP_DR1); NV12 needs one interleaving copy.
@@ -344,7 +362,7 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 	struct vmdrv_session *s;
 	struct stream st;
 	struct stream_out o;
-	struct capture c = {.object = object, .pixfmt = pixfmt};
+	struct capture c = {.object = object, .pixfmt = pixfmt, .protected_ = protected_};
 	bool out_free[N_OUT], draining = false, change_pending = false, done = false;
 	unsigned next_unit = 0, frames = 0, idle = 0;
 	uint64_t last_ts = 0;
@@ -357,7 +375,9 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 	stream_load(&st, name, coded,
 		    pixfmt == V4L2_PIX_FMT_YUV420M || pixfmt == V4L2_PIX_FMT_YUV420 ? "yuv420p"
 										: "nv12");
-	harness_init(&h, true, 0);
+	harness_init(&h, true, protected_ ? CROSSBUF_RIGHT_PROTECTED : 0);
+	/* Guest memory is canary: a decoded row found there would be a leak. */
+	memset(h.guest, 0x05, HARNESS_GUEST_SIZE);
 	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
 	{
 		struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
@@ -469,6 +489,20 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 				last_ts = ts;
 				g_free(md5);
 				frames++;
+				if (protected_) {
+					/* Keep two rows of every frame to look for afterwards. */
+					const uint8_t *y = c.map[b.index][0];
+					uint32_t s0 = c.fmt.plane_fmt[0].bytesperline;
+
+					row_len = c.visible.width;
+					g_ptr_array_add(rows, g_memdup2(y + (size_t)s0 * (c.visible.top + 7) +
+									       c.visible.left,
+									row_len));
+					g_ptr_array_add(rows,
+							g_memdup2(y + (size_t)s0 * (c.visible.top + 41) +
+									  c.visible.left,
+								  row_len));
+				}
 			}
 			if (b.flags & V4L2_BUF_FLAG_LAST) {
 				if (change_pending) {
@@ -493,6 +527,15 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 		}
 	}
 	g_assert_cmpuint(frames, ==, st.n_md5);
+	if (protected_) {
+		/* The rows are in the protected buffers: the search would find them ... */
+		g_assert_true(any_row_in(c.map[0][0], c.map_len[0], rows, row_len) ||
+			      any_row_in(c.map[1][0], c.map_len[1], rows, row_len));
+		/* ... and no decoded row reached guest memory or the shared memory region. */
+		g_assert_false(any_row_in(h.guest, HARNESS_GUEST_SIZE, rows, row_len));
+		for (unsigned i = 0; i < o.count; i++)
+			g_assert_false(any_row_in(o.ptr[i], OUT_SIZE, rows, row_len));
+	}
 	{
 		struct decoder_stats stats;
 
@@ -511,6 +554,13 @@ decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
 	out_unmap(&h, &o);
 	harness_fini(&h);
 	stream_free(&st);
+	g_ptr_array_unref(rows);
+}
+
+static void
+decode_stream(const char *name, uint32_t coded, bool object, uint32_t pixfmt)
+{
+	decode_stream_full(name, coded, object, pixfmt, false);
 }
 
 static void
@@ -542,6 +592,13 @@ static void
 test_vp9_change_yuv420_object(void)
 {
 	decode_stream("vp9-change.ivf", V4L2_PIX_FMT_VP9, true, V4L2_PIX_FMT_YUV420);
+}
+
+static void
+test_h264_protected(void)
+{
+	/* A real stream into protected objects, guest memory searched for its rows. */
+	decode_stream_full("h264-176x100.h264", V4L2_PIX_FMT_H264, true, V4L2_PIX_FMT_YUV420, true);
 }
 
 static void
@@ -577,6 +634,7 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/streams/h264-mmap-yuv420m", test_h264_yuv420m);
 	cb_test_add("/media-device/streams/h264-object-yuv420", test_h264_yuv420_object);
 	cb_test_add("/media-device/streams/vp9-change-object-yuv420", test_vp9_change_yuv420_object);
+	cb_test_add("/media-device/streams/h264-protected-yuv420", test_h264_protected);
 	cb_test_add("/media-device/streams/hevc-object-nv12", test_hevc);
 	cb_test_add("/media-device/streams/vp8-object-nv12", test_vp8);
 	cb_test_add("/media-device/streams/vp9-object-nv12", test_vp9);
