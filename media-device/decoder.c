@@ -232,6 +232,31 @@ default_base(uint32_t coded)
 	return n > 0 ? bases[0] : V4L2_PIX_FMT_NV12;
 }
 
+/* The description ENUM_FMT gives (the names the kernel's v4l2-ioctl.c uses). */
+static const char *
+format_name(uint32_t f)
+{
+	switch (f) {
+	case V4L2_PIX_FMT_H264:
+		return "H.264";
+	case V4L2_PIX_FMT_HEVC:
+		return "HEVC";
+	case V4L2_PIX_FMT_VP8:
+		return "VP8";
+	case V4L2_PIX_FMT_VP9:
+		return "VP9";
+	case V4L2_PIX_FMT_NV12:
+		return "Y/UV 4:2:0";
+	case V4L2_PIX_FMT_NV12M:
+		return "Y/UV 4:2:0 (N-C)";
+	case V4L2_PIX_FMT_YUV420:
+		return "Planar YUV 4:2:0";
+	case V4L2_PIX_FMT_YUV420M:
+		return "Planar YUV 4:2:0 (N-C)";
+	}
+	return "AV1 Frame";
+}
+
 static bool
 coded_supported(uint32_t f)
 {
@@ -1327,8 +1352,8 @@ ioc_enum_fmt(struct decoder *dec, struct v4l2_fmtdesc *f)
 			if (n++ == idx) {
 				f->pixelformat = coded_formats[i];
 				f->flags = V4L2_FMT_FLAG_COMPRESSED | V4L2_FMT_FLAG_DYN_RESOLUTION;
-				snprintf((char *)f->description, sizeof(f->description), "%.4s",
-					 (const char *)&f->pixelformat);
+				snprintf((char *)f->description, sizeof(f->description), "%s",
+					 format_name(f->pixelformat));
 				return 0;
 			}
 		}
@@ -1357,8 +1382,7 @@ ioc_enum_fmt(struct decoder *dec, struct v4l2_fmtdesc *f)
 		return -EINVAL;
 	f->pixelformat = variants[idx];
 found:
-	snprintf((char *)f->description, sizeof(f->description), "%.4s",
-		 (const char *)&f->pixelformat);
+	snprintf((char *)f->description, sizeof(f->description), "%s", format_name(f->pixelformat));
 	return 0;
 }
 

@@ -533,6 +533,51 @@ test_session_error_releases(void)
 	harness_fini(&h);
 }
 
+static void
+test_output_object(void)
+{
+	struct harness h;
+	struct vmdrv_session *s;
+	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					 .memory = V4L2_MEMORY_DMABUF,
+					 .count = 1};
+	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_SOURCE_CHANGE};
+	int type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+	struct crossbuf_buffer_info info = {.device_kind = CROSSBUF_DEVICE_TOOL};
+	struct fake_frame fr = {.width = W, .height = H, .fill = 0x42};
+	uint8_t uuid[1][16];
+	struct vmdrv_mem mem = {.uuids = (const uint8_t(*)[16])uuid};
+	struct v4l2_plane p[1] = {{.bytesused = FAKE_FRAME_SIZE}};
+	struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+				.memory = V4L2_MEMORY_DMABUF,
+				.length = 1,
+				.m.planes = p};
+	int fd;
+
+	/* Bitstream in a virtio object (another device's buffer) rather than guest memory. */
+	harness_init(&h, true, 0);
+	memcpy(fr.magic, FAKE_MAGIC, 4);
+	fd = cb_test_memfd("bitstream", &fr, 4096);
+	g_assert_cmpint(crossbuf_client_export(h.exporter, fd, &info, uuid[0]), ==, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
+	f.fmt.pix_mp.pixelformat = V4L2_PIX_FMT_H264;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &type), ==, 0);
+	/* bytesused beyond the object: refused. */
+	p[0].bytesused = 8192;
+	g_assert_cmpint(vmdrv_qbuf_mem(s, &b, &mem), ==, -EINVAL);
+	p[0].bytesused = FAKE_FRAME_SIZE;
+	g_assert_cmpint(vmdrv_qbuf_mem(s, &b, &mem), ==, 0);
+	/* The codec read the frame header from the object. */
+	wait_source_change(s);
+	vmdrv_close(s);
+	close(fd);
+	harness_fini(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -545,5 +590,6 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/object/protected-canary", test_protected_canary);
 	cb_test_add("/media-device/object/protected-without-right", test_protected_without_right);
 	cb_test_add("/media-device/object/session-error-releases", test_session_error_releases);
+	cb_test_add("/media-device/object/output-object", test_output_object);
 	return g_test_run();
 }
