@@ -16,9 +16,10 @@ gpu_backing_map_init(struct gpu_backing_map *map, const struct guest_mem *mem,
 	memset(map, 0, sizeof(*map));
 	if (n == 0)
 		return 0;
+	map->entries = calloc(n, sizeof(*map->entries));
 	map->iov = calloc(n, sizeof(*map->iov));
 	map->starts = calloc(n, sizeof(*map->starts));
-	if (map->iov == NULL || map->starts == NULL) {
+	if (map->entries == NULL || map->iov == NULL || map->starts == NULL) {
 		gpu_backing_map_finish(map);
 		return -ENOMEM;
 	}
@@ -27,6 +28,7 @@ gpu_backing_map_init(struct gpu_backing_map *map, const struct guest_mem *mem,
 		gpu_backing_map_finish(map);
 		return r;
 	}
+	memcpy(map->entries, entries, n * sizeof(*entries));
 	for (unsigned i = 0; i < n; i++) {
 		map->starts[i] = total;
 		if (__builtin_add_overflow(total, entries[i].len, &total)) {
@@ -42,9 +44,26 @@ gpu_backing_map_init(struct gpu_backing_map *map, const struct guest_mem *mem,
 void
 gpu_backing_map_finish(struct gpu_backing_map *map)
 {
+	free(map->entries);
 	free(map->iov);
 	free(map->starts);
 	memset(map, 0, sizeof(*map));
+}
+
+int
+gpu_backing_map_refresh(struct gpu_backing_map *map, const struct guest_mem *mem)
+{
+	int r;
+
+	if (map->n == 0)
+		return 0;
+	r = guest_mem_sg_to_iov(mem, map->entries, map->n, map->iov);
+	if (r < 0) {
+		/* nothing may be copied through a half-resolved table */
+		map->size = 0;
+		return r;
+	}
+	return 0;
 }
 
 /* Index of the entry holding byte off (off < size). */

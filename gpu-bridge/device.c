@@ -1261,6 +1261,37 @@ gpu_device_process(struct gpu_device *dev, const struct cb_request *creq)
 
 /* --- embedder queries -------------------------------------------------------------------- */
 
+unsigned
+gpu_device_guest_mem_changed(struct gpu_device *dev)
+{
+	struct gpu_backend *be = dev->config.backend;
+	GHashTableIter it;
+	gpointer value;
+	unsigned dropped = 0;
+
+	g_hash_table_iter_init(&it, dev->resources);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		struct resource *res = value;
+		if (!res->has_backing ||
+		    gpu_backing_map_refresh(&res->backing, dev->config.mem) == 0)
+			continue;
+		dropped++;
+		if (res->cmd == VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB) {
+			/*
+			 * A blob's backing may be held by the backend until the blob goes: keep the
+			 * (now empty) map allocated, only stop using it.
+			 */
+			res->has_backing = false;
+			continue;
+		}
+		if (res->buffer != NULL && be->ops->detach_backing != NULL)
+			be->ops->detach_backing(be, res->buffer);
+		gpu_backing_map_finish(&res->backing);
+		res->has_backing = false;
+	}
+	return dropped;
+}
+
 int
 gpu_device_get_resource(const struct gpu_device *dev, uint32_t resource_id,
 			struct gpu_resource_info *ret_info)

@@ -125,6 +125,13 @@ void gpu_device_get_config(const struct gpu_device *device, struct virtio_gpu_co
  */
 size_t gpu_device_process(struct gpu_device *device, const struct cb_request *req);
 
+/*
+ * The guest memory table changed (the transport remapped guest RAM): every resource's backing
+ * is resolved again. A backing that no longer maps is dropped (the resource then behaves as
+ * without backing). Returns how many were dropped.
+ */
+unsigned gpu_device_guest_mem_changed(struct gpu_device *device);
+
 /* Handles a decoded request; returns the reply type (ret_response->type). */
 uint32_t gpu_device_execute(struct gpu_device *device, const struct gpu_request *request,
 			    uint32_t create_flags, struct gpu_response *ret_response);

@@ -421,6 +421,30 @@ gpu_guest_get_capset_info(struct gpu_guest *g, uint32_t index, struct gpu_guest_
 		    ret_reply);
 }
 
+int
+gpu_guest_get_capset(struct gpu_guest *g, uint32_t id, uint32_t version, void *buf, size_t size)
+{
+	struct virtio_gpu_get_capset cmd = {0};
+	struct iovec in = {.iov_base = &cmd, .iov_len = sizeof(cmd)};
+	struct iovec out[2];
+	struct virtio_gpu_ctrl_hdr hdr = {0};
+	struct cb_request req = {.in = &in, .n_in = 1, .out = out, .n_out = 2};
+	int r;
+
+	fill_hdr(g, &cmd.hdr, VIRTIO_GPU_CMD_GET_CAPSET, 0);
+	cmd.capset_id = htole32(id);
+	cmd.capset_version = htole32(version);
+	/* virtio_gpu_cmd_get_capset(): one reply buffer of header + capset size */
+	out[0] = (struct iovec){.iov_base = &hdr, .iov_len = sizeof(hdr)};
+	out[1] = (struct iovec){.iov_base = buf, .iov_len = size};
+	r = g->submit(g->userdata, &req);
+	if (r < 0)
+		return r;
+	if ((size_t)r < sizeof(hdr))
+		return -EBADMSG;
+	return (int)le32toh(hdr.type);
+}
+
 static int
 cursor(struct gpu_guest *g, uint32_t type, uint32_t scanout_id, uint32_t x, uint32_t y,
        uint32_t resource_id, uint32_t hot_x, uint32_t hot_y)

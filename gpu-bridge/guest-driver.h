@@ -97,6 +97,9 @@ int gpu_guest_ctx_resource(struct gpu_guest *g, bool attach, uint32_t ctx_id, ui
 int gpu_guest_submit_3d(struct gpu_guest *g, uint32_t ctx_id, const void *cmds, uint32_t size);
 int gpu_guest_get_capset_info(struct gpu_guest *g, uint32_t index,
 			      struct gpu_guest_reply *ret_reply);
+/* GET_CAPSET: the capset's bytes (up to size) go to buf; returns the reply type. */
+int gpu_guest_get_capset(struct gpu_guest *g, uint32_t id, uint32_t version, void *buf,
+			 size_t size);
 /* Cursor queue: UPDATE_CURSOR (resource_id 0 hides it) and MOVE_CURSOR. */
 int gpu_guest_update_cursor(struct gpu_guest *g, uint32_t scanout_id, uint32_t x, uint32_t y,
 			    uint32_t resource_id, uint32_t hot_x, uint32_t hot_y);

@@ -1000,6 +1000,11 @@ test_contexts(void)
 	/* rendering needs the virglrenderer backend */
 	g_assert_cmpint(gpu_guest_submit_3d(h.guest, 1, cmds, sizeof(cmds)), ==, E_UNSPEC);
 	g_assert_cmpint(gpu_guest_get_capset_info(h.guest, 0, &reply), ==, E_PARAM);
+	{
+		uint8_t caps[64];
+		g_assert_cmpint(gpu_guest_get_capset(h.guest, 1, 1, caps, sizeof(caps)), ==,
+				E_PARAM);
+	}
 	g_assert_cmpint(gpu_guest_ctx_destroy(h.guest, 1), ==, OK);
 	g_assert_cmpint(gpu_guest_ctx_destroy(h.guest, 1), ==, E_CTX);
 	harness_finish(&h);
@@ -1017,6 +1022,45 @@ test_cursor(void)
 	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 9, 10, 10, 1, 0, 0), ==, 0);
 	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 10, 10, 77, 0, 0), ==, 0);
 	g_assert_cmpint(gpu_guest_resource_unref(h.guest, 1), ==, OK);
+	harness_finish(&h);
+}
+
+static void
+test_guest_mem_changed(void)
+{
+	struct harness h;
+	struct virtio_gpu_mem_entry e[2];
+	uint8_t *guest, *moved;
+	uint64_t gpa;
+
+	harness_init(&h, NULL);
+	g_assert_cmpint(gpu_guest_resource_create_2d(h.guest, 1, XRGB, 16, 16), ==, OK);
+	g_assert_cmpint(harness_attach(&h, 1, 16 * 16 * 4, &guest), ==, OK);
+	gpa = harness_alloc(&h, 8192, NULL);
+	gpu_guest_backing_pages(gpa, 8192, 4096, e, 2);
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 2, VIRTIO_GPU_BLOB_MEM_GUEST, 0, 0,
+						       8192, e, 2),
+			==, OK);
+
+	/* the transport maps guest RAM elsewhere: the same memory at a new address */
+	moved = mmap(NULL, HARNESS_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h.mem_fd, 0);
+	g_assert_true(moved != MAP_FAILED);
+	munmap(h.mem, HARNESS_MEM_SIZE);
+	h.mem = moved;
+	guest_mem_init(&h.gm);
+	g_assert_cmpint(guest_mem_add_region(&h.gm, HARNESS_GPA, HARNESS_MEM_SIZE, moved), ==, 0);
+	g_assert_cmpuint(gpu_device_guest_mem_changed(h.dev), ==, 0);
+	/* the old mapping is gone: a stale pointer would crash here */
+	g_assert_cmpint(gpu_guest_transfer_to_host_2d(h.guest, 1, 0, 0, 0, 16, 16), ==, OK);
+
+	/* RAM goes away under the backings: they are dropped, not used */
+	guest_mem_init(&h.gm);
+	g_assert_cmpint(guest_mem_add_region(&h.gm, HARNESS_GPA + (1u << 20), 4096, moved), ==, 0);
+	g_assert_cmpuint(gpu_device_guest_mem_changed(h.dev), ==, 2);
+	g_assert_cmpint(gpu_guest_transfer_to_host_2d(h.guest, 1, 0, 0, 0, 16, 16), ==, E_UNSPEC);
+	g_assert_cmpint(harness_attach(&h, 1, 4096, NULL), ==, E_UNSPEC);
+	guest_mem_init(&h.gm);
+	g_assert_cmpint(guest_mem_add_region(&h.gm, HARNESS_GPA, HARNESS_MEM_SIZE, moved), ==, 0);
 	harness_finish(&h);
 }
 
@@ -1049,5 +1093,6 @@ main(int argc, char **argv)
 	cb_test_add("/gpu-bridge/device/malformed", test_malformed);
 	cb_test_add("/gpu-bridge/device/contexts", test_contexts);
 	cb_test_add("/gpu-bridge/device/cursor", test_cursor);
+	cb_test_add("/gpu-bridge/device/guest-mem-changed", test_guest_mem_changed);
 	return g_test_run();
 }
