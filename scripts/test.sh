@@ -11,10 +11,10 @@ scripts/setup-deps.sh || exit 1
 passed=0 failed=0 skipped=0
 status=0
 
-# count DIR: adds up the results meson wrote for the last run in DIR.
+# count LOG: adds up the results of one meson test run (testlog.json, or testlog-SETUP.json).
 count() {
 	local line
-	line=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+	line=$(python3 - "$1" <<'PY'
 import json, sys
 p = f = s = 0
 for line in open(sys.argv[1]):
@@ -46,8 +46,16 @@ run() {
 		failed=$((failed + 1)) status=1
 		return
 	fi
+	# meson writes testlog.json, or testlog-SETUP.json for a --setup run.
+	local log=$dir/meson-logs/testlog.json
+	for ((i = 0; i < ${#args[@]}; i++)); do
+		if [[ ${args[i]} == --setup ]]; then
+			log=$dir/meson-logs/testlog-${args[i + 1]}.json
+		fi
+	done
+	rm -f "$log"
 	meson test -C "$dir" --print-errorlogs --num-processes 2 "${args[@]}" || status=1
-	count "$dir"
+	count "$log"
 }
 
 werror=()
