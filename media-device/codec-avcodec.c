@@ -462,6 +462,16 @@ copy_plane(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_strid
 		memcpy(dst + y * dst_stride, src + y * src_stride, width);
 }
 
+/* Spreads the 4 bytes of x to the even bytes of a 64-bit word (little-endian order). */
+static inline uint64_t
+spread4(uint32_t x)
+{
+	uint64_t v = x;
+
+	v = (v | (v << 16)) & 0x0000ffff0000ffffull;
+	return (v | (v << 8)) & 0x00ff00ff00ff00ffull;
+}
+
 static void
 interleave_plane(uint8_t *dst, size_t dst_stride, const uint8_t *u, const uint8_t *v,
 		 size_t src_stride, size_t width, size_t rows)
@@ -469,8 +479,21 @@ interleave_plane(uint8_t *dst, size_t dst_stride, const uint8_t *u, const uint8_
 	for (size_t y = 0; y < rows; y++) {
 		uint8_t *d = dst + y * dst_stride;
 		const uint8_t *su = u + y * src_stride, *sv = v + y * src_stride;
+		size_t x = 0;
 
-		for (size_t x = 0; x < width; x++) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* Four pairs a step: about four times the byte loop, the NV12 cost. */
+		for (; x + 4 <= width; x += 4) {
+			uint32_t a, b;
+			uint64_t out;
+
+			memcpy(&a, su + x, 4);
+			memcpy(&b, sv + x, 4);
+			out = spread4(a) | spread4(b) << 8;
+			memcpy(d + 2 * x, &out, 8);
+		}
+#endif
+		for (; x < width; x++) {
 			d[2 * x] = su[x];
 			d[2 * x + 1] = sv[x];
 		}

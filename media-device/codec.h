@@ -83,6 +83,8 @@ struct codec_callbacks {
 	 * A frame is complete in picture handle, in display order. timestamp is the one given
 	 * to codec_decode() with the data that produced it. error: the frame is corrupt or
 	 * could not be decoded (the picture holds what could be decoded, or nothing).
+	 * handle is -1 when the frame got no picture at all (get_picture failed with -EAGAIN,
+	 * or the input could not be decoded): error is then set and bytesused is 0.
 	 */
 	void (*frame_done)(void *userdata, int handle, uint64_t timestamp, uint32_t bytesused,
 			   bool error);

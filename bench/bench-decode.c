@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Decoding benchmark: the same H.264 streams (1080p and 720p, testsrc2 encoded with ffmpeg's
+ * libx264 into a temporary folder when the benchmark starts) decoded
+ *   (a) by bare libavcodec into its own buffers (parser + send/receive, the baseline),
+ *   (b) through codec.h into caller-provided memfd pictures, YUV420 (decoded in place),
+ *   (c) the same with NV12 pictures (luma in place, chroma interleaved at output),
+ * in the same run, repetitions interleaved with the order rotated, median frames per second.
+ * Both sides run libavcodec with the same threading (one thread, as codec-avcodec.c does).
+ * The machine may be shared: runs are timed by the CPU time of the decoding thread, and the
+ * best run and the wall clock are printed beside the median.
+ *
+ * CROSSBUF_BENCH_REPS (default 9), CROSSBUF_BENCH_FRAMES (default 120) and
+ * CROSSBUF_BENCH_HEIGHT (720 or 1080: that size alone) change the run.
+ * Exits 77 (skipped) when ffmpeg or its libx264 encoder is missing.
+ */
+#include "codec.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <libavcodec/avcodec.h>
+#include <linux/videodev2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK     (64 * 1024) /* bytes per codec_decode call, as OUTPUT buffers would be */
+#define MAX_PICS  32
+#define SKIP_EXIT 77
+
+/*
+ * The machine is shared: a run is timed by the CPU time of the decoding thread (user and
+ * system, page faults included), and by the wall clock for reference.
+ */
+static double last_wall;
+
+static double
+clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+now_s(void)
+{
+	last_wall = clock_s(CLOCK_MONOTONIC);
+	return clock_s(CLOCK_THREAD_CPUTIME_ID);
+}
+
+/* CPU seconds since t0 (from now_s); the wall-clock seconds go to last_wall. */
+static double
+elapsed_s(double t0)
+{
+	double wall0 = last_wall, t1 = now_s();
+
+	last_wall -= wall0;
+	return t1 - t0;
+}
+
+static int
+double_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), double_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* --- (a) bare libavcodec -------------------------------------------------------------------- */
+
+static int
+receive_all(AVCodecContext *ctx, AVFrame *frame, unsigned *frames)
+{
+	int ret;
+
+	while ((ret = avcodec_receive_frame(ctx, frame)) >= 0) {
+		(*frames)++;
+		av_frame_unref(frame);
+	}
+	return ret == AVERROR(EAGAIN) || ret == AVERROR_EOF ? 0 : ret;
+}
+
+static double
+run_bare(const uint8_t *data, size_t len, unsigned *ret_frames)
+{
+	const AVCodec *dec = avcodec_find_decoder_by_name("h264");
+	AVCodecContext *ctx = avcodec_alloc_context3(dec);
+	AVCodecParserContext *pc = av_parser_init(AV_CODEC_ID_H264);
+	AVPacket *pkt = av_packet_alloc();
+	AVFrame *frame = av_frame_alloc();
+	unsigned frames = 0;
+	double t0, t;
+
+	ctx->thread_count = 1;
+	ctx->thread_type = FF_THREAD_SLICE;
+	if (avcodec_open2(ctx, dec, NULL) < 0) {
+		fprintf(stderr, "bench-decode: cannot open the h264 decoder\n");
+		exit(1);
+	}
+	t0 = now_s();
+	for (size_t off = 0; off <= len;) {
+		size_t n = MIN((size_t)CHUNK, len - off);
+		const uint8_t *in = n ? data + off : NULL;
+		int left = (int)n;
+
+		/* n == 0 at the end: flushes the parser's last frame. */
+		do {
+			uint8_t *out;
+			int out_size;
+			int used = av_parser_parse2(pc, ctx, &out, &out_size, in, left,
+						    AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
+
+			if (in) {
+				in += used;
+				left -= used;
+			}
+			if (out_size > 0) {
+				pkt->data = out;
+				pkt->size = out_size;
+				avcodec_send_packet(ctx, pkt);
+				receive_all(ctx, frame, &frames);
+			}
+		} while (left > 0);
+		if (n == 0)
+			break;
+		off += n;
+	}
+	avcodec_send_packet(ctx, NULL);
+	receive_all(ctx, frame, &frames);
+	t = elapsed_s(t0);
+
+	av_frame_free(&frame);
+	av_packet_free(&pkt);
+	av_parser_close(pc);
+	avcodec_free_context(&ctx);
+	*ret_frames = frames;
+	return t;
+}
+
+/* --- (b), (c) through codec.h into memfd pictures ------------------------------------------- */
+
+struct bpic {
+	int fd;
+	uint8_t *map;
+	size_t len;
+	bool held;
+	struct codec_picture p;
+};
+
+struct brun {
+	uint32_t capture;
+	struct codec_stream_info info;
+	struct bpic pics[MAX_PICS];
+	unsigned npics, frames, errors;
+};
+
+static void
+pool_free(struct brun *r)
+{
+	for (unsigned i = 0; i < r->npics; i++) {
+		munmap(r->pics[i].map, r->pics[i].len);
+		close(r->pics[i].fd);
+	}
+	r->npics = 0;
+}
+
+static void
+cb_stream_info(void *userdata, const struct codec_stream_info *info)
+{
+	struct brun *r = userdata;
+
+	/* One geometry in these streams: the pool is made once, as a guest's REQBUFS would. */
+	r->info = *info;
+	pool_free(r);
+	r->npics = MIN(info->min_buffers + 2, (uint32_t)MAX_PICS);
+	for (unsigned i = 0; i < r->npics; i++) {
+		struct bpic *b = &r->pics[i];
+		size_t off = 0;
+
+		b->len = 0;
+		for (unsigned p = 0; p < info->num_planes; p++)
+			b->len += info->plane_sizes[p];
+		b->fd = memfd_create("bench-picture", MFD_CLOEXEC);
+		if (b->fd < 0 || ftruncate(b->fd, (off_t)b->len) < 0) {
+			perror("bench-decode: memfd");
+			exit(1);
+		}
+		b->map = mmap(NULL, b->len, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+		if (b->map == MAP_FAILED) {
+			perror("bench-decode: mmap");
+			exit(1);
+		}
+		b->held = false;
+		memset(&b->p, 0, sizeof(b->p));
+		b->p.pixelformat = r->capture;
+		b->p.num_planes = info->num_planes;
+		for (unsigned p = 0; p < info->num_planes; p++) {
+			b->p.data[p] = b->map + off;
+			b->p.strides[p] = info->strides[p];
+			b->p.sizes[p] = info->plane_sizes[p];
+			off += info->plane_sizes[p];
+		}
+	}
+}
+
+static int
+cb_get_picture(void *userdata, struct codec_picture *ret_picture)
+{
+	struct brun *r = userdata;
+
+	for (unsigned i = 0; i < r->npics; i++) {
+		if (!r->pics[i].held) {
+			r->pics[i].held = true;
+			*ret_picture = r->pics[i].p;
+			return (int)i;
+		}
+	}
+	return -EAGAIN;
+}
+
+static void
+cb_put_picture(void *userdata, int handle)
+{
+	struct brun *r = userdata;
+
+	r->pics[handle].held = false;
+}
+
+static void
+cb_frame_done(void *userdata, int handle, uint64_t timestamp, uint32_t bytesused, bool error)
+{
+	struct brun *r = userdata;
+
+	r->frames++;
+	r->errors += error;
+}
+
+static const struct codec_callbacks callbacks = {
+	.stream_info = cb_stream_info,
+	.get_picture = cb_get_picture,
+	.put_picture = cb_put_picture,
+	.frame_done = cb_frame_done,
+};
+
+static double
+run_codec(const uint8_t *data, size_t len, uint32_t capture, unsigned *ret_frames,
+	  struct codec_stats *ret_stats)
+{
+	struct brun r = {.capture = capture};
+	struct codec *codec;
+	double t0, t;
+
+	if (codec_new(V4L2_PIX_FMT_H264, capture, &callbacks, &r, &codec) < 0) {
+		fprintf(stderr, "bench-decode: codec_new failed\n");
+		exit(1);
+	}
+	t0 = now_s();
+	for (size_t off = 0; off < len; off += CHUNK) {
+		if (codec_decode(codec, data + off, MIN((size_t)CHUNK, len - off), off) < 0) {
+			fprintf(stderr, "bench-decode: codec_decode failed\n");
+			exit(1);
+		}
+	}
+	codec_drain(codec);
+	t = elapsed_s(t0);
+	codec_get_stats(codec, ret_stats);
+	codec_free(codec);
+	pool_free(&r);
+	if (r.errors)
+		fprintf(stderr, "bench-decode: %u frames with errors\n", r.errors);
+	*ret_frames = r.frames;
+	return t;
+}
+
+/* --- Streams and the run -------------------------------------------------------------------- */
+
+static char *
+make_stream(const char *dir, unsigned width, unsigned height, unsigned frames)
+{
+	char *path = g_strdup_printf("%s/testsrc2-%ux%u.h264", dir, width, height);
+	g_autofree char *src = g_strdup_printf("testsrc2=size=%ux%u:rate=30", width, height);
+	g_autofree char *nframes = g_strdup_printf("%u", frames);
+	const char *argv[] = {"ffmpeg",  "-hide_banner", "-loglevel", "error", "-y",
+			      "-f",      "lavfi",        "-i",        src,     "-frames:v",
+			      nframes,   "-pix_fmt",     "yuv420p",   "-c:v",  "libx264",
+			      "-preset", "fast",         path,        NULL};
+	gint status = -1;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+			  &status, NULL) ||
+	    !g_spawn_check_wait_status(status, NULL)) {
+		g_free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static unsigned
+env_uint(const char *name, unsigned def)
+{
+	const char *v = getenv(name);
+	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
+
+	return n > 0 && n < 100000 ? (unsigned)n : def;
+}
+
+static void
+bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, unsigned reps)
+{
+	g_autofree char *path = make_stream(dir, width, height, nframes);
+	g_autofree char *data = NULL;
+	gsize len;
+	g_autofree double *fa = g_new(double, reps), *fb = g_new(double, reps),
+			  *fc = g_new(double, reps);
+	g_autofree double *wa = g_new(double, reps), *wb = g_new(double, reps),
+			  *wc = g_new(double, reps);
+	struct codec_stats sb = {0}, sc = {0};
+	unsigned frames_a = 0, frames_b = 0, frames_c = 0;
+	const uint8_t *bytes;
+
+	if (!path) {
+		fprintf(stderr, "bench-decode: ffmpeg with libx264 is needed, skipping\n");
+		exit(SKIP_EXIT);
+	}
+	if (!g_file_get_contents(path, &data, &len, NULL)) {
+		fprintf(stderr, "bench-decode: cannot read %s\n", path);
+		exit(1);
+	}
+	g_unlink(path);
+	bytes = (const uint8_t *)data;
+
+	/* One warm-up of each, then interleaved repetitions. */
+	run_bare(bytes, len, &frames_a);
+	run_codec(bytes, len, V4L2_PIX_FMT_YUV420, &frames_b, &sb);
+	run_codec(bytes, len, V4L2_PIX_FMT_NV12, &frames_c, &sc);
+	/* Each repetition starts with another variant, so that no order favours one. */
+	for (unsigned i = 0; i < reps; i++) {
+		for (unsigned k = 0; k < 3; k++) {
+			switch ((i + k) % 3) {
+			case 0:
+				fa[i] = frames_a / run_bare(bytes, len, &frames_a);
+				wa[i] = frames_a / last_wall;
+				break;
+			case 1:
+				fb[i] = frames_b /
+					run_codec(bytes, len, V4L2_PIX_FMT_YUV420, &frames_b, &sb);
+				wb[i] = frames_b / last_wall;
+				break;
+			case 2:
+				fc[i] = frames_c /
+					run_codec(bytes, len, V4L2_PIX_FMT_NV12, &frames_c, &sc);
+				wc[i] = frames_c / last_wall;
+				break;
+			}
+		}
+	}
+	if (frames_a != nframes || frames_b != nframes || frames_c != nframes) {
+		fprintf(stderr, "bench-decode: frames decoded %u/%u/%u, expected %u\n", frames_a,
+			frames_b, frames_c, nframes);
+		exit(1);
+	}
+	double ma = median(fa, reps), mb = median(fb, reps), mc = median(fc, reps);
+	double ba = fa[reps - 1], bb = fb[reps - 1], bc = fc[reps - 1]; /* sorted by median() */
+	double wma = median(wa, reps), wmb = median(wb, reps), wmc = median(wc, reps);
+
+	printf("h264 %ux%u, %u frames (%zu bytes), %u repetitions interleaved (order rotated)\n",
+	       width, height, nframes, (size_t)len, reps);
+	printf("  frames per second          CPU median   CPU best  wall median  copied/frame\n");
+	printf("  (a) bare libavcodec         %9.1f  %9.1f    %9.1f\n", ma, ba, wma);
+	printf("  (b) codec.h YUV420 memfd    %9.1f  %9.1f    %9.1f  %9llu\n", mb, bb, wmb,
+	       (unsigned long long)(sb.bytes_copied / nframes));
+	printf("  (c) codec.h NV12 memfd      %9.1f  %9.1f    %9.1f  %9llu\n", mc, bc, wmc,
+	       (unsigned long long)(sc.bytes_copied / nframes));
+	printf("  ratio (b)/(a)               %9.3f  %9.3f    %9.3f   (goal >= 0.97, copied 0)\n",
+	       mb / ma, bb / ba, wmb / wma);
+	printf("  ratio (c)/(a)               %9.3f  %9.3f    %9.3f   (chroma interleave)\n",
+	       mc / ma, bc / ba, wmc / wma);
+	printf("  frames copied: (b) %llu, (c) %llu per run\n",
+	       (unsigned long long)sb.frames_copied, (unsigned long long)sc.frames_copied);
+}
+
+int
+main(void)
+{
+	unsigned reps = env_uint("CROSSBUF_BENCH_REPS", 9);
+	unsigned frames = env_uint("CROSSBUF_BENCH_FRAMES", 120);
+	unsigned only = env_uint("CROSSBUF_BENCH_HEIGHT", 0); /* 720 or 1080: that size alone */
+	g_autofree char *dir = g_dir_make_tmp("crossbuf-bench-decode-XXXXXX", NULL);
+
+	if (!dir) {
+		fprintf(stderr, "bench-decode: no temporary folder\n");
+		return 1;
+	}
+	if (only != 720)
+		bench_size(dir, 1920, 1080, frames, reps);
+	if (only != 1080)
+		bench_size(dir, 1280, 720, frames, reps);
+	g_rmdir(dir);
+	return 0;
+}
