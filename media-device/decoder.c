@@ -71,6 +71,7 @@ struct dec_buffer {
 	enum buf_state state;
 	uint32_t gen; /* bumped at each QBUF and each forced return */
 	uint64_t qseq;
+	bool last_only; /* queued during a resolution change: good for the LAST buffer only */
 	unsigned n_planes;
 	struct v4l2_buffer vb;
 	struct v4l2_plane planes[VIDEO_MAX_PLANES];
@@ -128,6 +129,7 @@ struct decoder {
 	bool have_info;
 	struct codec_stream_info info;
 	bool src_change_wait; /* pictures wait for the CAPTURE queue to be set up again */
+	struct v4l2_pix_format_mplane cap_active; /* the CAPTURE format at STREAMON(CAPTURE) */
 	bool draining, stopped, last_pending;
 	unsigned flush_req, flush_done;
 	bool cancel;
@@ -863,17 +865,20 @@ cb_stream_info(void *userdata, const struct codec_stream_info *info)
 		pthread_mutex_unlock(&dec->lock);
 		return;
 	}
-	if (dec->have_info && dec->cap.streaming) {
-		/* Resolution change: the frames before it are done; mark the end with LAST. */
-		dec->last_pending = true;
-		try_emit_last(dec);
-	}
+	bool change = dec->have_info && dec->cap.streaming;
+
 	dec->have_info = true;
 	dec->info = *info;
 	fill_capture_fmt(dec, dec->cap.fmt.pixelformat, &dec->cap.fmt);
 	dec->src_change_wait = true;
+	/* The event first, so a client seeing the LAST buffer already has it queued. */
 	if (dec->sub_src_change)
 		send_v4l2_event(dec, V4L2_EVENT_SOURCE_CHANGE, V4L2_EVENT_SRC_CH_RESOLUTION);
+	if (change) {
+		/* Resolution change: the frames before it are done; mark the end with LAST. */
+		dec->last_pending = true;
+		try_emit_last(dec);
+	}
 	pthread_cond_broadcast(&dec->cond);
 	pthread_mutex_unlock(&dec->lock);
 }
@@ -888,7 +893,8 @@ pick_capture(struct decoder *dec)
 	for (unsigned i = 0; i < dec->cap.count; i++) {
 		struct dec_buffer *b = dec->cap.bufs[i];
 
-		if (b->state == BUF_QUEUED && !buffer_busy(b) && (!best || b->qseq < best->qseq))
+		if (b->state == BUF_QUEUED && !b->last_only && !buffer_busy(b) &&
+		    (!best || b->qseq < best->qseq))
 			best = b;
 	}
 	return best;
@@ -1027,7 +1033,23 @@ cb_frame_done(void *userdata, int handle, uint64_t timestamp, uint32_t bytesused
 	bool revoked = false;
 
 	(void)bytesused;
-	if (handle < 0 || handle >= MAX_PICTURES)
+	if (handle < 0) {
+		/*
+		 * A frame that got no picture (undecodable input): a free CAPTURE buffer, if
+		 * there is one, returns empty with ERROR and the frame's timestamp, so the
+		 * client sees the loss. Not while the stream is being stopped.
+		 */
+		pthread_mutex_lock(&dec->lock);
+		b = dec->cancel || dec->quit ? NULL : pick_capture(dec);
+		if (b) {
+			ns_to_timeval(timestamp, &b->vb.timestamp);
+			dec->stats.frames_error++;
+			send_dqbuf(dec, &dec->cap, b, V4L2_BUF_FLAG_ERROR, true);
+		}
+		pthread_mutex_unlock(&dec->lock);
+		return;
+	}
+	if (handle >= MAX_PICTURES)
 		return;
 	pthread_mutex_lock(&dec->lock);
 	s = &dec->pictures[handle];
@@ -1967,8 +1989,21 @@ ioc_qbuf(struct decoder *dec, struct vmd_command *cmd)
 		return -EINVAL;
 	if (q == &dec->cap)
 		fill_capture_fmt(dec, dec->cap.fmt.pixelformat, &dec->cap.fmt);
+	if (q == &dec->cap && dec->cap.streaming && dec->src_change_wait) {
+		/*
+		 * A resolution change is under way and CAPTURE still streams the old
+		 * buffers: one queued now can only carry the LAST buffer the client waits
+		 * for before it reallocates, so it is checked against the format it was
+		 * allocated for and its memory is not resolved.
+		 */
+		if (b->n_planes != dec->cap_active.num_planes)
+			return -EINVAL;
+		b->last_only = true;
+		goto queue;
+	}
 	if (q == &dec->cap && b->n_planes != dec->cap.fmt.num_planes)
 		return -EINVAL;
+	b->last_only = false;
 
 	switch ((enum virtio_media_memory)q->memory) {
 	case VIRTIO_MEDIA_MMAP:
@@ -2019,6 +2054,7 @@ ioc_qbuf(struct decoder *dec, struct vmd_command *cmd)
 				return r;
 		}
 	}
+queue:
 	b->vb.flags = vb->flags & (V4L2_BUF_FLAG_TIMECODE | V4L2_BUF_FLAG_KEYFRAME);
 	b->state = BUF_QUEUED;
 	b->gen++;
@@ -2046,8 +2082,11 @@ ioc_streamon(struct decoder *dec, uint32_t type)
 	q->streaming = true;
 	if (q == &dec->cap) {
 		/* The client has set CAPTURE up (again): decoding resumes. */
+		fill_capture_fmt(dec, dec->cap.fmt.pixelformat, &dec->cap.fmt);
+		dec->cap_active = dec->cap.fmt;
 		dec->src_change_wait = false;
 		dec->stopped = false;
+		try_emit_last(dec);
 	}
 	pthread_cond_broadcast(&dec->cond);
 	return 0;

@@ -854,6 +854,53 @@ test_seek_during_drain(void)
 	harness_fini(&h);
 }
 
+static void
+test_resolution_change_requeue_old(void)
+{
+	struct harness h;
+	struct vmdrv_session *s;
+	struct stream_out o;
+	struct stream_cap c;
+	struct v4l2_buffer b;
+	struct v4l2_plane p[3];
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP};
+	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+	uint8_t fills[3] = {1, 2, 3}, big = 9;
+	unsigned held[3];
+
+	harness_init(&h, false, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	start_stream(&h, s, &o, &c, V4L2_PIX_FMT_NV12, W, H);
+	/* The client holds every CAPTURE buffer when the resolution changes. */
+	out_queue_frames(&h, s, &o, 1, W, H, fills, 3, 0, 10);
+	for (unsigned i = 0; i < 3; i++) {
+		g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+		held[i] = b.index;
+	}
+	out_queue_frames(&h, s, &o, 2, 4 * W, 4 * H, &big, 1, 0, 20);
+	wait_source_change(s);
+	/* It queues an old, now too small buffer back to get the LAST one: accepted. */
+	cap_queue(s, &c, held[0]);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+	g_assert_true(b.flags & V4L2_BUF_FLAG_LAST);
+	g_assert_cmpuint(b.index, ==, held[0]);
+	g_assert_cmpuint(p[0].bytesused, ==, 0);
+	/* Then reallocates, and the new frame comes out at the new size. */
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMOFF, &type), ==, 0);
+	cap_unmap(&h, &c);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
+	cap_setup_mmap(s, V4L2_PIX_FMT_NV12, 2, &c);
+	g_assert_cmpuint(c.fmt.width, ==, 4 * W);
+	g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+	g_assert_cmpuint(b.timestamp.tv_usec, ==, 20);
+	g_assert_cmpuint(p[0].bytesused, ==, c.fmt.plane_fmt[0].sizeimage);
+	vmdrv_close(s);
+	cap_unmap(&h, &c);
+	out_unmap(&h, &o);
+	harness_fini(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -870,6 +917,8 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/decoder/stop-without-output", test_stop_without_output);
 	cb_test_add("/media-device/decoder/seek", test_seek);
 	cb_test_add("/media-device/decoder/resolution-change", test_resolution_change);
+	cb_test_add("/media-device/decoder/resolution-change-requeue-old",
+		    test_resolution_change_requeue_old);
 	cb_test_add("/media-device/decoder/corrupt-frame", test_corrupt_frame);
 	cb_test_add("/media-device/decoder/codec-failure-kills-session",
 		    test_codec_failure_kills_session);

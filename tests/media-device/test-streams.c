@@ -505,6 +505,14 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 				}
 			}
 			if (b.flags & V4L2_BUF_FLAG_LAST) {
+				/*
+				 * The device queues a resolution change's event before its LAST
+				 * buffer: an event here means a change, none the end of the drain.
+				 */
+				if (!change_pending && vmdrv_ioctl(s, VIDIOC_DQEVENT, &ev) == 0) {
+					g_assert_cmpuint(ev.type, ==, V4L2_EVENT_SOURCE_CHANGE);
+					change_pending = true;
+				}
 				if (change_pending) {
 					capture_release(&h, s, &c);
 					capture_setup(&h, s, &c);
