@@ -312,7 +312,8 @@ pool_get(AVBufferPool **pool, size_t *pool_size, size_t size)
 	if (!*pool || *pool_size != size) {
 		/* Buffers still out keep the old pool alive until they come back. */
 		av_buffer_pool_uninit(pool);
-		*pool = av_buffer_pool_init(size, NULL);
+		/* Zeroed like libavcodec's own pools: some decoders read padding they never wrote. */
+		*pool = av_buffer_pool_init(size, av_buffer_allocz);
 		*pool_size = size;
 		if (!*pool)
 			return NULL;
