@@ -13,8 +13,13 @@
  */
 #include "decoder.h"
 
+#include "codec.h"
+#include "crossbuf/crossbuf.h"
+#include "macro.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/dma-buf.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,19 +27,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <linux/dma-buf.h>
-
-#include "codec.h"
-#include "crossbuf/crossbuf.h"
-#include "macro.h"
 
 #ifndef MEDIA_HAVE_REGISTRY
 #define MEDIA_HAVE_REGISTRY 0
 #endif
 
-#define MAX_PICTURES	 64
+#define MAX_PICTURES      64
 #define DEFAULT_BITSTREAM (1u << 20)
-#define MIN_BITSTREAM	 4096
+#define MIN_BITSTREAM     4096
 
 enum buf_state {
 	BUF_DEQUEUED, /* the guest owns it */
@@ -46,11 +46,11 @@ struct mem_map {
 	unsigned refs;
 	uint8_t *addr;
 	size_t len;
-	int fd;	       /* MMAP memfd or registry fd; -1 for a malloc'd bounce */
-	bool mapped;   /* munmap() on release, else free() */
-	bool dmabuf;   /* bracket CPU access with DMA_BUF_IOCTL_SYNC */
-	bool revoked;  /* its registry entry went away */
-	bool has_uuid; /* resolved from uuid */
+	int fd;              /* MMAP memfd or registry fd; -1 for a malloc'd bounce */
+	bool mapped;         /* munmap() on release, else free() */
+	bool dmabuf;         /* bracket CPU access with DMA_BUF_IOCTL_SYNC */
+	bool revoked;        /* its registry entry went away */
+	bool has_uuid;       /* resolved from uuid */
 	unsigned codec_refs; /* pictures the codec holds in this memory */
 	uint8_t uuid[16];
 	struct crossbuf_buffer_info info;
@@ -121,8 +121,8 @@ struct decoder {
 
 	/* codec parameters wanted; the worker (re)creates the codec to match */
 	uint32_t coded_format;
-	uint32_t cap_base; /* V4L2_PIX_FMT_NV12 or _YUV420: the codec's picture format */
-	bool codec_created; /* the worker made a codec for coded_format/cap_base */
+	uint32_t cap_base;   /* V4L2_PIX_FMT_NV12 or _YUV420: the codec's picture format */
+	bool codec_created;  /* the worker made a codec for coded_format/cap_base */
 	struct codec *codec; /* worker only */
 	uint32_t codec_coded, codec_base;
 
@@ -462,7 +462,7 @@ send_dqbuf(struct decoder *dec, struct dec_queue *q, struct dec_buffer *buf, uin
 	vb.memory = q->memory;
 	vb.length = buf->n_planes;
 	vb.flags = (vb.flags & ~(V4L2_BUF_FLAG_QUEUED | V4L2_BUF_FLAG_DONE | V4L2_BUF_FLAG_ERROR |
-				  V4L2_BUF_FLAG_LAST | V4L2_BUF_FLAG_PREPARED)) |
+				 V4L2_BUF_FLAG_LAST | V4L2_BUF_FLAG_PREPARED)) |
 		   flags | V4L2_BUF_FLAG_TIMESTAMP_COPY;
 	vb.field = V4L2_FIELD_NONE;
 	if (q == &dec->cap) {
@@ -528,7 +528,8 @@ map_new_memfd(size_t len, struct mem_map **ret)
 	fd = memfd_create("crossbuf-media", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return negative_errno();
-	if (ftruncate(fd, (off_t)len) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 		int r = negative_errno();
 		close(fd);
 		return r;
@@ -617,7 +618,8 @@ uuid_in_use(struct decoder *dec, const uint8_t uuid[16], const struct mem_map *e
 
 			for (unsigned p = 0; b && p < VIDEO_MAX_PLANES; p++) {
 				struct mem_map *m = b->maps[p];
-				if (m && m != except && m->has_uuid && memcmp(m->uuid, uuid, 16) == 0)
+				if (m && m != except && m->has_uuid &&
+				    memcmp(m->uuid, uuid, 16) == 0)
 					return true;
 			}
 		}
@@ -795,7 +797,8 @@ queue_add_buffers(struct decoder *dec, struct dec_queue *q, unsigned count,
 				if (r < 0)
 					break;
 				b->planes[p].m.mem_offset =
-					(uint32_t)((((q == &dec->cap) * DECODER_MAX_BUFFERS + b->index) *
+					(uint32_t)((((q == &dec->cap) * DECODER_MAX_BUFFERS +
+						     b->index) *
 							    VIDEO_MAX_PLANES +
 						    p)
 						   << 12);
@@ -1432,7 +1435,8 @@ ioc_try_s_fmt(struct decoder *dec, struct v4l2_format *f, bool set)
 	if (q == NULL)
 		return -EINVAL;
 	if (q == &dec->out) {
-		uint32_t coded = coded_supported(p->pixelformat) ? p->pixelformat : dec->coded_format;
+		uint32_t coded =
+			coded_supported(p->pixelformat) ? p->pixelformat : dec->coded_format;
 		struct v4l2_pix_format_mplane nf;
 
 		fill_output_fmt(coded, p->width, p->height, p->plane_fmt[0].sizeimage, &nf);

@@ -10,11 +10,11 @@
  */
 #pragma once
 
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "guest-mem.h"
 #include "protocol.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 struct crossbuf_client;
 struct decoder;
@@ -24,13 +24,13 @@ struct decoder_env {
 	void (*send_event)(void *userdata, const void *event, size_t len);
 	void *userdata;
 	const struct guest_mem *guest_mem; /* SHARED_PAGES; may be NULL */
-	struct crossbuf_client *client;	   /* OBJECT and EXPBUF; may be NULL */
+	struct crossbuf_client *client;    /* OBJECT and EXPBUF; may be NULL */
 };
 
 /* Limits the guest cannot raise. */
-#define DECODER_MAX_BUFFERS	    32
-#define DECODER_MAX_WIDTH	    8192
-#define DECODER_MAX_HEIGHT	    8192
+#define DECODER_MAX_BUFFERS        32
+#define DECODER_MAX_WIDTH          8192
+#define DECODER_MAX_HEIGHT         8192
 #define DECODER_MAX_BITSTREAM_SIZE (16u << 20)
 /* Host memory a session may have the device allocate (MMAP planes, SHARED_PAGES bounces). */
 #define DECODER_MAX_SESSION_MEMORY (1ull << 30)
@@ -71,7 +71,7 @@ struct decoder_stats {
 	uint64_t frames_done;
 	uint64_t frames_error;
 	uint64_t object_lookups; /* registry lookups: cached resolutions do not count */
-	uint64_t bytes_bounced;	 /* SHARED_PAGES CAPTURE copies */
+	uint64_t bytes_bounced;  /* SHARED_PAGES CAPTURE copies */
 	/* The codec's own counters (codec_get_stats()), as of its last call. */
 	uint64_t codec_frames_decoded;
 	uint64_t codec_frames_copied; /* frames that could not be decoded in place */

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include "device.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "crossbuf/crossbuf.h"
 #include "decoder.h"
 #include "macro.h"
 #include "protocol.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifndef MEDIA_HAVE_REGISTRY
 #define MEDIA_HAVE_REGISTRY 0

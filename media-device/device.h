@@ -11,13 +11,13 @@
  */
 #pragma once
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "guest-mem.h"
 #include "iov.h"
 #include "virtio-media.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct crossbuf_client;
 struct media_device;
@@ -43,7 +43,7 @@ struct media_device_ops {
 struct media_device_params {
 	const struct media_device_ops *ops;
 	void *userdata;
-	const char *card;		   /* the config space card name; NULL for a default */
+	const char *card;                  /* the config space card name; NULL for a default */
 	const struct guest_mem *guest_mem; /* borrowed, for SHARED_PAGES; may be NULL */
 	/*
 	 * The registry client for OBJECT buffers and EXPBUF (a reference is taken), or NULL.

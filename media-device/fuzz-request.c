@@ -4,12 +4,12 @@
  * the readable part of a descriptor chain; its first byte picks how the bytes are split into
  * descriptors (the parser must not care) and how much writable room the response gets.
  */
-#include <stdint.h>
+#include "protocol.h"
+
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 #include "protocol.h"
 
+#include "macro.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "macro.h"
-
 #define IOCTL(v, k)                                                                                \
 	{                                                                                          \
-		.code = _IOC_NR(v), .size = _IOC_SIZE(v), .dev_reads = !!(_IOC_DIR(v) & _IOC_WRITE), \
-		.dev_writes = !!(_IOC_DIR(v) & _IOC_READ), .kind = (k), .name = #v,               \
+		.code = _IOC_NR(v), .size = _IOC_SIZE(v),                                          \
+		.dev_reads = !!(_IOC_DIR(v) & _IOC_WRITE),                                         \
+		.dev_writes = !!(_IOC_DIR(v) & _IOC_READ), .kind = (k), .name = #v,                \
 	}
 
 /*

@@ -17,19 +17,19 @@
  */
 #pragma once
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "guest-mem.h"
 #include "iov.h"
 #include "virtio-media.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 /* Caps on what a guest may describe in one request. */
-#define VMD_MAX_CTRLS	     64		   /* v4l2_ext_controls.count */
-#define VMD_MAX_SG_PER_PLANE 16384	   /* 64 MiB in 4 KiB pages */
+#define VMD_MAX_CTRLS        64           /* v4l2_ext_controls.count */
+#define VMD_MAX_SG_PER_PLANE 16384        /* 64 MiB in 4 KiB pages */
 #define VMD_MAX_PLANE_LENGTH (256u << 20) /* bytes of one SHARED_PAGES plane */
-#define VMD_MAX_PAYLOAD	     256	   /* the largest V4L2 payload a decoder uses */
+#define VMD_MAX_PAYLOAD      256          /* the largest V4L2 payload a decoder uses */
 
 enum vmd_payload_kind {
 	VMD_PAYLOAD_PLAIN,     /* a fixed-size struct */
@@ -39,9 +39,9 @@ enum vmd_payload_kind {
 };
 
 struct vmd_ioctl_desc {
-	uint32_t code; /* _IOC_NR */
-	uint32_t size; /* payload bytes (_IOC_SIZE) */
-	bool dev_reads;	 /* _IOC_WRITE: the payload follows the command */
+	uint32_t code;   /* _IOC_NR */
+	uint32_t size;   /* payload bytes (_IOC_SIZE) */
+	bool dev_reads;  /* _IOC_WRITE: the payload follows the command */
 	bool dev_writes; /* _IOC_READ: the payload follows the response */
 	enum vmd_payload_kind kind;
 	const char *name;

@@ -14,9 +14,9 @@
 #pragma once
 
 #include <assert.h>
+#include <linux/videodev2.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <linux/videodev2.h>
 
 #define VIRTIO_ID_MEDIA 48
 
@@ -96,7 +96,7 @@ struct virtio_media_resp_ioctl {
 struct virtio_media_cmd_mmap {
 	struct virtio_media_cmd_header hdr;
 	uint32_t session_id;
-	uint32_t flags; /* VIRTIO_MEDIA_MMAP_FLAG_* */
+	uint32_t flags;  /* VIRTIO_MEDIA_MMAP_FLAG_* */
 	uint32_t offset; /* v4l2_plane.m.mem_offset from QUERYBUF */
 };
 
@@ -119,9 +119,9 @@ struct virtio_media_resp_munmap {
 
 /* The values of enum v4l2_memory whose slots virtio-media reuses. */
 enum virtio_media_memory {
-	VIRTIO_MEDIA_MMAP = V4L2_MEMORY_MMAP,		/* 1: device-allocated */
+	VIRTIO_MEDIA_MMAP = V4L2_MEMORY_MMAP,            /* 1: device-allocated */
 	VIRTIO_MEDIA_SHARED_PAGES = V4L2_MEMORY_USERPTR, /* 2: guest scatter-gather lists */
-	VIRTIO_MEDIA_OBJECT = V4L2_MEMORY_DMABUF,	/* 4: virtio objects (UUIDs) */
+	VIRTIO_MEDIA_OBJECT = V4L2_MEMORY_DMABUF,        /* 4: virtio objects (UUIDs) */
 };
 
 /*

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "vmdrv.h"
 
+#include "macro.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "macro.h"
 
 #define EVENT_QUEUE_MAX 256 /* per session: beyond, the session is flooded and events drop */
 
@@ -327,7 +327,8 @@ dqbuf(struct vmdrv_session *s, struct v4l2_buffer *b)
 	if (V4L2_TYPE_IS_MULTIPLANAR(b->type)) {
 		if (planes == NULL || length < ev.buffer.length)
 			return -EINVAL;
-		memcpy(planes, ev.planes, MIN(ev.buffer.length, VIDEO_MAX_PLANES) * sizeof(planes[0]));
+		memcpy(planes, ev.planes,
+		       MIN(ev.buffer.length, VIDEO_MAX_PLANES) * sizeof(planes[0]));
 		b->m.planes = planes;
 	}
 	if (!V4L2_TYPE_IS_OUTPUT(b->type) && (b->flags & V4L2_BUF_FLAG_LAST))
@@ -372,8 +373,8 @@ do_ioctl(struct vmdrv_session *s, unsigned long request, void *arg, const struct
 {
 	uint32_t code = _IOC_NR(request), size = _IOC_SIZE(request);
 	bool dev_reads = _IOC_DIR(request) & _IOC_WRITE, dev_writes = _IOC_DIR(request) & _IOC_READ;
-	struct virtio_media_cmd_ioctl hdr = {.hdr.cmd = VIRTIO_MEDIA_CMD_IOCTL, .session_id = s->id,
-					     .code = code};
+	struct virtio_media_cmd_ioctl hdr = {
+		.hdr.cmd = VIRTIO_MEDIA_CMD_IOCTL, .session_id = s->id, .code = code};
 	struct virtio_media_resp_ioctl resp = {0};
 	struct iovec in[4 + VIDEO_MAX_PLANES], out[4];
 	unsigned n_in = 0, n_out = 0;
@@ -565,7 +566,8 @@ vmdrv_mmap(struct vmdrv_session *s, uint32_t mem_offset, bool writable, void **r
 int
 vmdrv_munmap(struct vmdrv *drv, uint64_t addr)
 {
-	struct virtio_media_cmd_munmap c = {.hdr.cmd = VIRTIO_MEDIA_CMD_MUNMAP, .driver_addr = addr};
+	struct virtio_media_cmd_munmap c = {.hdr.cmd = VIRTIO_MEDIA_CMD_MUNMAP,
+					    .driver_addr = addr};
 	struct virtio_media_resp_munmap r = {0};
 	struct iovec i = {&c, sizeof(c)}, o = {&r, sizeof(r)};
 	size_t used;

@@ -21,12 +21,12 @@
  */
 #pragma once
 
+#include "iov.h"
+#include "virtio-media.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "iov.h"
-#include "virtio-media.h"
 
 struct vmdrv;
 struct vmdrv_session;

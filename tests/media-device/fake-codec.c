@@ -14,12 +14,13 @@
  * drain or flush), to exercise the decoder's put_picture bookkeeping. The stream needs
  * min_buffers = 2 pictures.
  */
+#include "fake-codec.h"
+
+#include "codec.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "codec.h"
-#include "fake-codec.h"
 
 struct codec {
 	uint32_t coded, capture;

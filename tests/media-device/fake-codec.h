@@ -2,16 +2,16 @@
 /* The test codec's bitstream (see fake-codec.c). */
 #pragma once
 
-#include <stdint.h>
-#include <string.h>
-#include <linux/videodev2.h>
-
 #include "codec.h"
 
-#define FAKE_MAGIC	  "FAKE"
-#define FAKE_FRAME_SIZE	  12
+#include <linux/videodev2.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FAKE_MAGIC        "FAKE"
+#define FAKE_FRAME_SIZE   12
 #define FAKE_FLAG_CORRUPT 1
-#define FAKE_FLAG_BREAK	  2
+#define FAKE_FLAG_BREAK   2
 
 struct fake_frame {
 	char magic[4];

@@ -7,11 +7,11 @@
  * dropped. The corpus (fuzz/corpus/media-device) was recorded from the device tests with
  * CROSSBUF_MEDIA_RECORD set (see harness.c).
  */
+#include "device.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "device.h"
 
 #define MAX_REQUESTS 256
 #define GUEST_GPA    0x100000ull

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "harness.h"
 
+#include "crossbuf/crossbuf.h"
+#include "macro.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include "crossbuf/crossbuf.h"
-#include "macro.h"
 
 #define MAX_SHM_MAPS 256
 
@@ -134,11 +134,13 @@ harness_init(struct harness *h, bool registry, uint32_t device_rights)
 	h->record = record_open();
 	h->guest_fd = cb_test_memfd("guest-ram", NULL, HARNESS_GUEST_SIZE);
 	g_assert_cmpint(h->guest_fd, >=, 0);
-	h->guest = mmap(NULL, HARNESS_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h->guest_fd, 0);
+	h->guest =
+		mmap(NULL, HARNESS_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h->guest_fd, 0);
 	g_assert_true(h->guest != MAP_FAILED);
 	guest_mem_init(&h->gm);
-	g_assert_cmpint(guest_mem_add_region(&h->gm, HARNESS_GUEST_GPA, HARNESS_GUEST_SIZE, h->guest),
-			==, 0);
+	g_assert_cmpint(
+		guest_mem_add_region(&h->gm, HARNESS_GUEST_GPA, HARNESS_GUEST_SIZE, h->guest), ==,
+		0);
 	h->guest_next = HARNESS_GUEST_GPA;
 	h->shm = mmap(NULL, HARNESS_SHM_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	g_assert_true(h->shm != MAP_FAILED);
@@ -147,23 +149,23 @@ harness_init(struct harness *h, bool registry, uint32_t device_rights)
 	if (registry) {
 		g_assert_cmpint(crossbuf_registry_new(&h->registry), ==, 0);
 		g_assert_cmpint(crossbuf_client_new(&h->dev_client), ==, 0);
-		g_assert_cmpint(crossbuf_client_set_device_kind(h->dev_client, CROSSBUF_DEVICE_MEDIA),
-				==, 0);
+		g_assert_cmpint(
+			crossbuf_client_set_device_kind(h->dev_client, CROSSBUF_DEVICE_MEDIA), ==,
+			0);
 		g_assert_cmpint(crossbuf_client_set_rights(h->dev_client, device_rights), ==, 0);
-		g_assert_cmpint(crossbuf_client_connect_embedded(h->dev_client, h->registry), ==, 0);
-		g_assert_cmpint(crossbuf_client_new(&h->exporter), ==, 0);
-		g_assert_cmpint(crossbuf_client_set_device_kind(h->exporter, CROSSBUF_DEVICE_TOOL), ==,
+		g_assert_cmpint(crossbuf_client_connect_embedded(h->dev_client, h->registry), ==,
 				0);
+		g_assert_cmpint(crossbuf_client_new(&h->exporter), ==, 0);
+		g_assert_cmpint(crossbuf_client_set_device_kind(h->exporter, CROSSBUF_DEVICE_TOOL),
+				==, 0);
 		g_assert_cmpint(crossbuf_client_connect_embedded(h->exporter, h->registry), ==, 0);
 		p.client = h->dev_client;
 	}
 	p.guest_mem = &h->gm;
 	g_assert_cmpint(media_device_new(&p, &h->dev), ==, 0);
 	media_device_get_config(h->dev, &cfg);
-	t = (struct vmdrv_transport){.submit = submit,
-				     .userdata = h,
-				     .shm_base = h->shm,
-				     .shm_size = HARNESS_SHM_SIZE};
+	t = (struct vmdrv_transport){
+		.submit = submit, .userdata = h, .shm_base = h->shm, .shm_size = HARNESS_SHM_SIZE};
 	g_assert_cmpint(vmdrv_new(&t, &cfg, &h->drv), ==, 0);
 }
 
@@ -235,17 +237,18 @@ out_setup_mmap(struct vmdrv_session *s, unsigned count, struct stream_out *o)
 
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYBUF, &b), ==, 0);
 		g_assert_cmpuint(p[0].length, >=, o->size);
-		g_assert_cmpint(vmdrv_mmap(s, p[0].m.mem_offset, true, &o->ptr[i], &o->addr[i], &len),
-				==, 0);
+		g_assert_cmpint(
+			vmdrv_mmap(s, p[0].m.mem_offset, true, &o->ptr[i], &o->addr[i], &len), ==,
+			0);
 		g_assert_cmpuint(len, ==, p[0].length);
 	}
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &type), ==, 0);
 }
 
 void
-out_queue_frames(struct harness *h, struct vmdrv_session *s, struct stream_out *o,
-		 unsigned index, uint16_t w, uint16_t hh, const uint8_t *fills, unsigned n,
-		 uint8_t flags, uint64_t ts_us)
+out_queue_frames(struct harness *h, struct vmdrv_session *s, struct stream_out *o, unsigned index,
+		 uint16_t w, uint16_t hh, const uint8_t *fills, unsigned n, uint8_t flags,
+		 uint64_t ts_us)
 {
 	struct v4l2_plane p[1] = {{0}};
 	struct v4l2_buffer b = {.index = index,
@@ -362,7 +365,8 @@ void
 check_picture(const struct v4l2_pix_format_mplane *f, uint32_t w, uint32_t h,
 	      uint8_t *const planes[3], const uint32_t offsets[3], uint8_t fill)
 {
-	bool yuv420 = f->pixelformat == V4L2_PIX_FMT_YUV420M || f->pixelformat == V4L2_PIX_FMT_YUV420;
+	bool yuv420 =
+		f->pixelformat == V4L2_PIX_FMT_YUV420M || f->pixelformat == V4L2_PIX_FMT_YUV420;
 	struct codec_stream_info info;
 
 	fake_codec_layout(yuv420 ? V4L2_PIX_FMT_YUV420 : V4L2_PIX_FMT_NV12, w, h, &info);

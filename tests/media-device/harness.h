@@ -6,15 +6,15 @@
  */
 #pragma once
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-
 #include "device.h"
 #include "fake-codec.h"
 #include "guest-mem.h"
 #include "testutil.h"
 #include "vmdrv.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #define HARNESS_GUEST_GPA  0x100000ull
 #define HARNESS_GUEST_SIZE (32u << 20)
@@ -78,8 +78,7 @@ struct stream_cap {
 };
 
 /* G_FMT, S_FMT(pixfmt), REQBUFS(CAPTURE, MMAP, count), map, queue all, STREAMON. */
-void cap_setup_mmap(struct vmdrv_session *s, uint32_t pixfmt, unsigned count,
-		    struct stream_cap *c);
+void cap_setup_mmap(struct vmdrv_session *s, uint32_t pixfmt, unsigned count, struct stream_cap *c);
 void cap_queue(struct vmdrv_session *s, struct stream_cap *c, unsigned index);
 /* DQBUF(CAPTURE): returns 0 and fills b/planes, or the negative errno. */
 int cap_dequeue(struct vmdrv_session *s, struct v4l2_buffer *b, struct v4l2_plane *planes);

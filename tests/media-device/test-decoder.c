@@ -3,12 +3,12 @@
  * The V4L2 stateful decoder through the whole device, driven by the user-space driver
  * library as the Linux virtio-media driver would, decoding the fake codec's bitstream.
  */
-#include <errno.h>
-#include <string.h>
-
 #include "decoder.h"
 #include "harness.h"
 #include "macro.h"
+
+#include <errno.h>
+#include <string.h>
 
 #define W 64
 #define H 48
@@ -81,9 +81,8 @@ test_formats(void)
 	struct v4l2_fmtdesc d = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
 	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
 	struct v4l2_frmsizeenum fs = {.pixel_format = V4L2_PIX_FMT_H264};
-	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					 .memory = V4L2_MEMORY_MMAP,
-					 .count = 2};
+	struct v4l2_requestbuffers rb = {
+		.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .memory = V4L2_MEMORY_MMAP, .count = 2};
 	uint32_t want_cap[] = {V4L2_PIX_FMT_NV12, V4L2_PIX_FMT_NV12M, V4L2_PIX_FMT_YUV420M,
 			       V4L2_PIX_FMT_YUV420};
 
@@ -148,7 +147,8 @@ test_controls_and_commands(void)
 	struct v4l2_query_ext_ctrl qe = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
 	struct v4l2_ext_control ec[2] = {{.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE},
 					 {.id = V4L2_CID_MIN_BUFFERS_FOR_OUTPUT}};
-	struct v4l2_ext_controls ecs = {.which = V4L2_CTRL_WHICH_CUR_VAL, .count = 1, .controls = ec};
+	struct v4l2_ext_controls ecs = {
+		.which = V4L2_CTRL_WHICH_CUR_VAL, .count = 1, .controls = ec};
 	struct v4l2_decoder_cmd dc = {.cmd = V4L2_DEC_CMD_STOP, .flags = 3};
 	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_CTRL};
 	struct v4l2_selection sel = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
@@ -224,7 +224,8 @@ decode_frames(struct harness *h, struct vmdrv_session *s, struct stream_out *o,
 			planes[k] = c->ptr[b.index][k];
 		}
 		if (c->num_planes == 1) {
-			uint32_t stride = c->fmt.plane_fmt[0].bytesperline, rows = ALIGN_UP(hh, 16u);
+			uint32_t stride = c->fmt.plane_fmt[0].bytesperline,
+				 rows = ALIGN_UP(hh, 16u);
 
 			planes[1] = planes[2] = planes[0];
 			offs[1] = stride * rows;
@@ -241,8 +242,8 @@ decode_frames(struct harness *h, struct vmdrv_session *s, struct stream_out *o,
 
 /* OUTPUT set up, first frame queued, SOURCE_CHANGE seen, CAPTURE set up. */
 static void
-start_stream(struct harness *h, struct vmdrv_session *s, struct stream_out *o,
-	     struct stream_cap *c, uint32_t pixfmt, uint16_t w, uint16_t hh)
+start_stream(struct harness *h, struct vmdrv_session *s, struct stream_out *o, struct stream_cap *c,
+	     uint32_t pixfmt, uint16_t w, uint16_t hh)
 {
 	struct v4l2_control ctl = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
 	struct v4l2_selection sel = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
@@ -291,7 +292,9 @@ decode_format(uint32_t pixfmt)
 	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
 	start_stream(&h, s, &o, &c, pixfmt, W, H);
 	g_assert_cmpuint(c.num_planes, ==,
-			 pixfmt == V4L2_PIX_FMT_NV12M ? 2 : pixfmt == V4L2_PIX_FMT_YUV420M ? 3 : 1);
+			 pixfmt == V4L2_PIX_FMT_NV12M     ? 2
+			 : pixfmt == V4L2_PIX_FMT_YUV420M ? 3
+							  : 1);
 	decode_frames(&h, s, &o, &c, W, H, 0x20, 10, 5000);
 	vmdrv_close(s);
 	cap_unmap(&h, &c);
@@ -399,9 +402,8 @@ test_stop_without_output(void)
 	struct harness h;
 	struct vmdrv_session *s;
 	struct v4l2_decoder_cmd dc = {.cmd = V4L2_DEC_CMD_STOP};
-	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-					 .memory = V4L2_MEMORY_MMAP,
-					 .count = 1};
+	struct v4l2_requestbuffers rb = {
+		.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, .memory = V4L2_MEMORY_MMAP, .count = 1};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 	struct v4l2_plane p[3] = {{0}};
 	struct v4l2_buffer b = {.index = 0,

@@ -4,11 +4,11 @@
  * one gets an error status (or, when even the status does not fit, nothing), the session
  * survives where it should, and nothing crashes, leaks or hangs.
  */
-#include <errno.h>
-#include <string.h>
-
 #include "harness.h"
 #include "macro.h"
+
+#include <errno.h>
+#include <string.h>
 
 struct raw {
 	uint8_t in[4096];
@@ -131,12 +131,10 @@ test_ioctls(void)
 	struct raw *r = g_new0(struct raw, 1);
 	struct vmdrv_session *s;
 	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
-	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					 .memory = V4L2_MEMORY_MMAP,
-					 .count = 2};
-	struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-				.memory = V4L2_MEMORY_MMAP,
-				.length = 1};
+	struct v4l2_requestbuffers rb = {
+		.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .memory = V4L2_MEMORY_MMAP, .count = 2};
+	struct v4l2_buffer b = {
+		.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .memory = V4L2_MEMORY_MMAP, .length = 1};
 	struct v4l2_plane p = {.bytesused = 12};
 	uint32_t id;
 	int32_t type;

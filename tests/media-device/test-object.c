@@ -3,14 +3,14 @@
  * OBJECT buffers (virtio objects resolved through the registry), EXPBUF and protected
  * sessions, with an embedded registry and a memfd exporter standing in for virtio-gpu.
  */
+#include "crossbuf/crossbuf.h"
+#include "harness.h"
+#include "macro.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include "crossbuf/crossbuf.h"
-#include "harness.h"
-#include "macro.h"
 
 #define W 80 /* a codec stride (128) wider than the width */
 #define H 48
@@ -402,7 +402,8 @@ protected_session(bool right)
 		struct fake_frame fr = {.width = W, .height = H, .fill = fills[i]};
 
 		memcpy(fr.magic, FAKE_MAGIC, 4);
-		memcpy((uint8_t *)harness_guest_ptr(&h, gpa) + i * FAKE_FRAME_SIZE, &fr, sizeof(fr));
+		memcpy((uint8_t *)harness_guest_ptr(&h, gpa) + i * FAKE_FRAME_SIZE, &fr,
+		       sizeof(fr));
 	}
 	sg = (struct virtio_media_sg_entry){.start = gpa, .len = 4096};
 	mem.sg[0] = &sg;

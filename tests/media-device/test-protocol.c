@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The virtio-media request parser and response encoder, on hand-built descriptor chains. */
-#include <errno.h>
-#include <string.h>
-
 #include "protocol.h"
 #include "testutil.h"
+
+#include <errno.h>
+#include <string.h>
 
 /* A request under construction: the readable bytes, and a writable buffer. */
 struct chain {

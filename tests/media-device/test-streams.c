@@ -7,21 +7,21 @@
  * change and resolution change handled as dev-decoder.rst says, and a drain at the end.
  * Every frame's visible rectangle is hashed and compared with ffmpeg's framemd5.
  */
-#include <errno.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include "codec.h"
 #include "crossbuf/crossbuf.h"
 #include "decoder.h"
 #include "harness.h"
 #include "macro.h"
 
-#define N_OUT	    4
-#define OUT_SIZE    (256u << 10)
-#define MAX_CAP	    16
-#define IDLE_LIMIT  5000 /* ms without progress before the test gives up */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define N_OUT      4
+#define OUT_SIZE   (256u << 10)
+#define MAX_CAP    16
+#define IDLE_LIMIT 5000 /* ms without progress before the test gives up */
 
 struct unit {
 	size_t off, len;
@@ -40,7 +40,7 @@ struct stream {
 };
 
 struct capture {
-	bool object; /* else MMAP */
+	bool object;     /* else MMAP */
 	bool protected_; /* objects flagged protected, in memfd_secret where the kernel has it */
 	uint32_t pixfmt;
 	bool streaming;
@@ -96,7 +96,8 @@ split_annexb(struct stream *st)
 	char *path = g_strdup_printf("%s.pts", st->name), *full = cb_test_data_path(path), *text;
 	char **pts;
 	size_t start = 0;
-	bool have = true; /* bytes before the first delimiter (HEVC parameter sets) are a unit too */
+	bool have =
+		true; /* bytes before the first delimiter (HEVC parameter sets) are a unit too */
 
 	g_assert_true(g_file_get_contents(full, &text, NULL, NULL));
 	pts = g_strsplit(text, "\n", -1);
@@ -184,7 +185,8 @@ static void
 capture_release(struct harness *h, struct vmdrv_session *s, struct capture *c)
 {
 	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-					 .memory = c->object ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP};
+					 .memory =
+						 c->object ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 	if (c->streaming)
@@ -233,7 +235,8 @@ capture_setup(struct harness *h, struct vmdrv_session *s, struct capture *c)
 				     .target = V4L2_SEL_TGT_COMPOSE};
 	struct v4l2_control ctl = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
 	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-					 .memory = c->object ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP};
+					 .memory =
+						 c->object ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_G_FMT, &f), ==, 0);
@@ -257,13 +260,15 @@ capture_setup(struct harness *h, struct vmdrv_session *s, struct capture *c)
 			c->fd[i] = c->protected_ ? cb_test_memfd_secret(c->map_len[i]) : -1;
 			if (c->fd[i] < 0)
 				c->fd[i] = cb_test_memfd("capture", NULL, c->map_len[i]);
-			c->map[i][0] = mmap(NULL, c->map_len[i], PROT_READ, MAP_SHARED, c->fd[i], 0);
+			c->map[i][0] =
+				mmap(NULL, c->map_len[i], PROT_READ, MAP_SHARED, c->fd[i], 0);
 			g_assert_true(c->map[i][0] != MAP_FAILED);
-			info.device_kind = CROSSBUF_DEVICE_TOOL; /* an opaque blob: the format rules */
+			info.device_kind =
+				CROSSBUF_DEVICE_TOOL; /* an opaque blob: the format rules */
 			info.flags = c->protected_ ? CROSSBUF_BUFFER_PROTECTED : 0;
-			g_assert_cmpint(crossbuf_client_export(h->exporter, c->fd[i], &info,
-							       c->uuid[i]),
-					==, 0);
+			g_assert_cmpint(
+				crossbuf_client_export(h->exporter, c->fd[i], &info, c->uuid[i]),
+				==, 0);
 		} else {
 			struct v4l2_plane p[3];
 			struct v4l2_buffer b = {.index = i,
@@ -321,12 +326,14 @@ picture_md5(const struct capture *c, unsigned index)
 			const uint8_t *p = k == 0 ? chroma[0] : chroma[1];
 
 			for (uint32_t r0 = 0; r0 < (v->height + 1) / 2; r0++)
-				g_checksum_update(sum, p + (size_t)(v->top / 2 + r0) * cstride + v->left / 2,
-						  (v->width + 1) / 2);
+				g_checksum_update(
+					sum, p + (size_t)(v->top / 2 + r0) * cstride + v->left / 2,
+					(v->width + 1) / 2);
 		}
 	} else {
 		for (uint32_t r0 = 0; r0 < (v->height + 1) / 2; r0++)
-			g_checksum_update(sum, chroma[0] + (size_t)(v->top / 2 + r0) * cstride + v->left,
+			g_checksum_update(sum,
+					  chroma[0] + (size_t)(v->top / 2 + r0) * cstride + v->left,
 					  (v->width + 1) / 2 * 2);
 	}
 	r = g_strdup(g_checksum_get_string(sum));
@@ -348,8 +355,7 @@ any_row_in(const uint8_t *p, size_t len, GPtrArray *rows, size_t row_len)
 }
 
 static void
-decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfmt,
-		   bool protected_)
+decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfmt, bool protected_)
 {
 	GPtrArray *rows = g_ptr_array_new_with_free_func(g_free);
 	size_t row_len = 0;
@@ -374,7 +380,7 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 	}
 	stream_load(&st, name, coded,
 		    pixfmt == V4L2_PIX_FMT_YUV420M || pixfmt == V4L2_PIX_FMT_YUV420 ? "yuv420p"
-										: "nv12");
+										    : "nv12");
 	harness_init(&h, true, protected_ ? CROSSBUF_RIGHT_PROTECTED : 0);
 	/* Guest memory is canary: a decoded row found there would be a leak. */
 	memset(h.guest, 0x05, HARNESS_GUEST_SIZE);
@@ -392,7 +398,8 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
 		g_assert_cmpuint(f.fmt.pix_mp.pixelformat, ==, coded);
 		if (pixfmt == V4L2_PIX_FMT_YUV420M || pixfmt == V4L2_PIX_FMT_YUV420) {
-			/* The planar picture format is chosen before streaming (after the coded one). */
+			/* The planar picture format is chosen before streaming (after the coded
+			 * one). */
 			struct v4l2_format cf = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
 
 			cf.fmt.pix_mp.pixelformat = pixfmt;
@@ -412,9 +419,9 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 			uint64_t len;
 
 			g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYBUF, &b), ==, 0);
-			g_assert_cmpint(vmdrv_mmap(s, p[0].m.mem_offset, true, &o.ptr[i], &o.addr[i],
-						   &len),
-					==, 0);
+			g_assert_cmpint(
+				vmdrv_mmap(s, p[0].m.mem_offset, true, &o.ptr[i], &o.addr[i], &len),
+				==, 0);
 			out_free[i] = true;
 		}
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &otype), ==, 0);
@@ -455,9 +462,8 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 			g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, 0);
 			draining = true;
 		}
-		b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					 .length = 1,
-					 .m.planes = p};
+		b = (struct v4l2_buffer){
+			.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .length = 1, .m.planes = p};
 		while (vmdrv_ioctl(s, VIDIOC_DQBUF, &b) == 0) {
 			out_free[b.index] = true;
 			progress = true;
@@ -481,7 +487,8 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 				if (strcmp(md5, st.md5[frames]) != 0)
 					g_error("%s frame %u: md5 %s, want %s", name, frames, md5,
 						st.md5[frames]);
-				/* Display order: timestamps grow (a new stream may restart them). */
+				/* Display order: timestamps grow (a new stream may restart them).
+				 */
 				if (!change_pending && frames > 0 && ts < last_ts)
 					g_test_message("frame %u: timestamp %" G_GUINT64_FORMAT
 						       " after %" G_GUINT64_FORMAT,
@@ -495,13 +502,16 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 					uint32_t s0 = c.fmt.plane_fmt[0].bytesperline;
 
 					row_len = c.visible.width;
-					g_ptr_array_add(rows, g_memdup2(y + (size_t)s0 * (c.visible.top + 7) +
-									       c.visible.left,
-									row_len));
-					g_ptr_array_add(rows,
-							g_memdup2(y + (size_t)s0 * (c.visible.top + 41) +
-									  c.visible.left,
-								  row_len));
+					g_ptr_array_add(
+						rows,
+						g_memdup2(y + (size_t)s0 * (c.visible.top + 7) +
+								  c.visible.left,
+							  row_len));
+					g_ptr_array_add(
+						rows,
+						g_memdup2(y + (size_t)s0 * (c.visible.top + 41) +
+								  c.visible.left,
+							  row_len));
 				}
 			}
 			if (b.flags & V4L2_BUF_FLAG_LAST) {
@@ -641,7 +651,8 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/streams/h264-change-object-nv12", test_h264_change);
 	cb_test_add("/media-device/streams/h264-mmap-yuv420m", test_h264_yuv420m);
 	cb_test_add("/media-device/streams/h264-object-yuv420", test_h264_yuv420_object);
-	cb_test_add("/media-device/streams/vp9-change-object-yuv420", test_vp9_change_yuv420_object);
+	cb_test_add("/media-device/streams/vp9-change-object-yuv420",
+		    test_vp9_change_yuv420_object);
 	cb_test_add("/media-device/streams/h264-protected-yuv420", test_h264_protected);
 	cb_test_add("/media-device/streams/hevc-object-nv12", test_hevc);
 	cb_test_add("/media-device/streams/vp8-object-nv12", test_vp8);

@@ -3,17 +3,17 @@
  * The user-space driver library alone, against a scripted device: what it sends, how it
  * reads answers (errors, short answers) and events (LAST and EPIPE, ERROR, garbage).
  */
-#include <errno.h>
-#include <string.h>
-
 #include "macro.h"
 #include "testutil.h"
 #include "vmdrv.h"
 
+#include <errno.h>
+#include <string.h>
+
 /* The scripted device: answers OPEN with session 7, everything else with status/used. */
 struct script {
 	uint32_t status;
-	size_t used;	/* bytes "written" for non-OPEN commands; SIZE_MAX: all offered */
+	size_t used; /* bytes "written" for non-OPEN commands; SIZE_MAX: all offered */
 	uint8_t last_in[1024];
 	size_t last_in_len;
 	unsigned requests;
@@ -52,8 +52,8 @@ submit(void *userdata, const struct cb_request *req, size_t *ret_used)
 static void
 setup(struct script *sc, struct vmdrv **drv, struct vmdrv_session **s)
 {
-	struct virtio_media_config cfg = {.device_caps = V4L2_CAP_VIDEO_M2M_MPLANE |
-							 V4L2_CAP_STREAMING};
+	struct virtio_media_config cfg = {.device_caps =
+						  V4L2_CAP_VIDEO_M2M_MPLANE | V4L2_CAP_STREAMING};
 	struct vmdrv_transport t = {.submit = submit, .userdata = sc};
 
 	memset(sc, 0, sizeof(*sc));

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The virtio-media wire structs: layouts the static_asserts cannot express. */
-#include <string.h>
-
 #include "testutil.h"
 #include "virtio-media.h"
+
+#include <string.h>
 
 static void
 test_event_sizing(void)
