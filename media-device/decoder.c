@@ -573,26 +573,46 @@ map_new_bounce(size_t len, struct mem_map **ret)
 	return 0;
 }
 
+/* DMA_BUF_IOCTL_SYNC on a dma-buf mapping; nothing for memfds and bounces. */
 static void
-dmabuf_sync(void *data, uint64_t flags)
+dmabuf_sync(struct mem_map *m, uint64_t flags)
 {
-	struct mem_map *m = data;
-	struct dma_buf_sync s = {.flags = flags | DMA_BUF_SYNC_RW};
+	struct dma_buf_sync s = {.flags = flags};
 
-	if (m->dmabuf)
+	if (m && m->dmabuf)
 		(void)ioctl(m->fd, DMA_BUF_IOCTL_SYNC, &s);
+}
+
+/*
+ * A picture's CPU access brackets: every dma-buf among its planes' mappings (a
+ * multi-planar picture may be several objects). access_data is the picture slot, whose
+ * maps do not change while the codec holds the picture.
+ */
+static void
+picture_sync(void *data, uint64_t flags)
+{
+	struct mem_map **maps = data;
+
+	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++) {
+		bool seen = false;
+
+		for (unsigned q = 0; q < p; q++)
+			seen |= maps[q] == maps[p];
+		if (!seen)
+			dmabuf_sync(maps[p], flags | DMA_BUF_SYNC_RW);
+	}
 }
 
 static void
 access_begin(void *data)
 {
-	dmabuf_sync(data, DMA_BUF_SYNC_START);
+	picture_sync(data, DMA_BUF_SYNC_START);
 }
 
 static void
 access_end(void *data)
 {
-	dmabuf_sync(data, DMA_BUF_SYNC_END);
+	picture_sync(data, DMA_BUF_SYNC_END);
 }
 
 /* --- Buffers ------------------------------------------------------------------------------ */
@@ -955,10 +975,12 @@ cb_get_picture(void *userdata, struct codec_picture *pic)
 		pic->strides[i] = b->layout.stride[i];
 		pic->sizes[i] = b->layout.size[i];
 	}
-	if (slot->maps[0] && slot->maps[0]->dmabuf) {
-		pic->begin_access = access_begin;
-		pic->end_access = access_end;
-		pic->access_data = slot->maps[0];
+	for (unsigned p = 0; p < VIDEO_MAX_PLANES; p++) {
+		if (slot->maps[p] && slot->maps[p]->dmabuf) {
+			pic->begin_access = access_begin;
+			pic->end_access = access_end;
+			pic->access_data = slot->maps;
+		}
 	}
 	pthread_mutex_unlock(&dec->lock);
 	return handle;
@@ -1158,11 +1180,9 @@ worker_decode_one(struct decoder *dec, struct dec_buffer *b)
 
 	pthread_mutex_unlock(&dec->lock);
 	if (len > 0 && dec->codec) {
-		if (m && m->dmabuf)
-			dmabuf_sync(m, DMA_BUF_SYNC_START);
+		dmabuf_sync(m, DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ);
 		r = codec_decode(dec->codec, data, len, ts);
-		if (m && m->dmabuf)
-			dmabuf_sync(m, DMA_BUF_SYNC_END);
+		dmabuf_sync(m, DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ);
 	}
 	free(copy);
 	pthread_mutex_lock(&dec->lock);
