@@ -310,6 +310,57 @@ out:
 	return r;
 }
 
+/* Called with the lock held. */
+static int
+poll_flags(struct vmdrv_session *s)
+{
+	int r = 0;
+
+	if (s->error)
+		r |= VMDRV_POLL_ERROR;
+	if (s->last_seen)
+		r |= VMDRV_POLL_CAPTURE; /* DQBUF answers EPIPE at once */
+	for (unsigned i = 0; i < s->n_events; i++) {
+		struct virtio_media_event_dqbuf *e = (void *)s->events[i].data;
+
+		if (e->hdr.event == VIRTIO_MEDIA_EVT_EVENT)
+			r |= VMDRV_POLL_EVENT;
+		else if (V4L2_TYPE_IS_OUTPUT(e->buffer.type))
+			r |= VMDRV_POLL_OUTPUT;
+		else
+			r |= VMDRV_POLL_CAPTURE;
+	}
+	return r;
+}
+
+int
+vmdrv_poll(struct vmdrv_session *s, int timeout_ms)
+{
+	struct vmdrv *drv = s->drv;
+	struct timespec deadline;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	if (timeout_ms > 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&drv->lock);
+	while ((r = poll_flags(s)) == 0 && timeout_ms != 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&drv->cond, &drv->lock);
+		else if (pthread_cond_timedwait(&drv->cond, &drv->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	r = poll_flags(s);
+	pthread_mutex_unlock(&drv->lock);
+	return r;
+}
+
 static int
 dqbuf(struct vmdrv_session *s, struct v4l2_buffer *b)
 {

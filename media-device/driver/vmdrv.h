@@ -63,6 +63,20 @@ uint32_t vmdrv_session_id(struct vmdrv_session *s);
 /* How long DQBUF and DQEVENT wait for an event: 0 returns -EAGAIN at once. Default 5000. */
 void vmdrv_set_timeout(struct vmdrv_session *s, int timeout_ms);
 
+/* What vmdrv_poll() reports, as poll(2) on a video node would (POLLIN, POLLOUT, POLLPRI). */
+enum vmdrv_poll_flags {
+	VMDRV_POLL_CAPTURE = 1u << 0, /* a CAPTURE buffer (or EPIPE) is ready for DQBUF */
+	VMDRV_POLL_OUTPUT = 1u << 1,  /* an OUTPUT buffer is ready for DQBUF */
+	VMDRV_POLL_EVENT = 1u << 2,   /* a V4L2 event is ready for DQEVENT */
+	VMDRV_POLL_ERROR = 1u << 3,   /* the session is dead (ERROR event) */
+};
+
+/*
+ * Waits up to timeout_ms (0: not at all, < 0: forever) until one of the conditions in
+ * enum vmdrv_poll_flags holds, and returns them (0 on timeout).
+ */
+int vmdrv_poll(struct vmdrv_session *s, int timeout_ms);
+
 /*
  * A V4L2 ioctl, as ioctl(2) on a video node but returning 0 or a negative errno. Buffers of
  * memory type V4L2_MEMORY_DMABUF or _USERPTR need vmdrv_qbuf_mem() (UUIDs or sg lists have

@@ -538,7 +538,8 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 		if (progress) {
 			idle = 0;
 		} else {
-			g_usleep(1000);
+			/* Wait as a V4L2 client polls its video node. */
+			vmdrv_poll(s, 1);
 			if (++idle > IDLE_LIMIT)
 				g_error("%s: stuck after %u frames (%u units queued)", name, frames,
 					next_unit);

@@ -238,6 +238,36 @@ test_events_hostile(void)
 	vmdrv_free(drv);
 }
 
+static void
+test_poll(void)
+{
+	struct script sc;
+	struct vmdrv *drv;
+	struct vmdrv_session *s;
+	struct virtio_media_event_event ev = {.hdr = {VIRTIO_MEDIA_EVT_EVENT, 7}};
+	struct virtio_media_event_error err = {.hdr = {VIRTIO_MEDIA_EVT_ERROR, 7}, .error = EIO};
+	struct v4l2_plane p[1];
+	struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, .length = 1};
+
+	setup(&sc, &drv, &s);
+	b.m.planes = p;
+	g_assert_cmpint(vmdrv_poll(s, 0), ==, 0);
+	g_assert_cmpint(vmdrv_poll(s, 20), ==, 0);
+	push_dqbuf(drv, 7, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, 0, 0);
+	g_assert_cmpint(vmdrv_poll(s, -1), ==, VMDRV_POLL_OUTPUT);
+	vmdrv_push_event(drv, &ev, sizeof(ev));
+	push_dqbuf(drv, 7, V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, 0, V4L2_BUF_FLAG_LAST);
+	g_assert_cmpint(vmdrv_poll(s, 0), ==,
+			VMDRV_POLL_OUTPUT | VMDRV_POLL_EVENT | VMDRV_POLL_CAPTURE);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DQBUF, &b), ==, 0);
+	/* After LAST, CAPTURE stays readable: DQBUF answers EPIPE at once. */
+	g_assert_true(vmdrv_poll(s, 0) & VMDRV_POLL_CAPTURE);
+	vmdrv_push_event(drv, &err, sizeof(err));
+	g_assert_true(vmdrv_poll(s, 0) & VMDRV_POLL_ERROR);
+	vmdrv_close(s);
+	vmdrv_free(drv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -246,5 +276,6 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/vmdrv/ioctl-wire", test_ioctl_wire);
 	cb_test_add("/media-device/vmdrv/last-and-epipe", test_last_and_epipe);
 	cb_test_add("/media-device/vmdrv/events-hostile", test_events_hostile);
+	cb_test_add("/media-device/vmdrv/poll", test_poll);
 	return g_test_run();
 }
