@@ -312,7 +312,8 @@ pool_get(AVBufferPool **pool, size_t *pool_size, size_t size)
 	if (!*pool || *pool_size != size) {
 		/* Buffers still out keep the old pool alive until they come back. */
 		av_buffer_pool_uninit(pool);
-		/* Zeroed like libavcodec's own pools: some decoders read padding they never wrote. */
+		/* Zeroed like libavcodec's own pools: some decoders read padding they never wrote.
+		 */
 		*pool = av_buffer_pool_init(size, av_buffer_allocz);
 		*pool_size = size;
 		if (!*pool)
@@ -463,16 +464,9 @@ copy_plane(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_strid
 		memcpy(dst + y * dst_stride, src + y * src_stride, width);
 }
 
-/* Spreads the 4 bytes of x to the even bytes of a 64-bit word (little-endian order). */
-static inline uint64_t
-spread4(uint32_t x)
-{
-	uint64_t v = x;
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
 
-	v = (v | (v << 16)) & 0x0000ffff0000ffffull;
-	return (v | (v << 8)) & 0x00ff00ff00ff00ffull;
-}
-
+/* The NV12 cost: 16 pairs a step (two byte shuffles), the rest byte by byte. */
 static void
 interleave_plane(uint8_t *dst, size_t dst_stride, const uint8_t *u, const uint8_t *v,
 		 size_t src_stride, size_t width, size_t rows)
@@ -482,18 +476,27 @@ interleave_plane(uint8_t *dst, size_t dst_stride, const uint8_t *u, const uint8_
 		const uint8_t *su = u + y * src_stride, *sv = v + y * src_stride;
 		size_t x = 0;
 
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		/* Four pairs a step: about four times the byte loop, the NV12 cost. */
-		for (; x + 4 <= width; x += 4) {
-			uint32_t a, b;
-			uint64_t out;
+		for (; x + 16 <= width; x += 16) {
+			u8x16 a, b, lo, hi;
 
-			memcpy(&a, su + x, 4);
-			memcpy(&b, sv + x, 4);
-			out = spread4(a) | spread4(b) << 8;
-			memcpy(d + 2 * x, &out, 8);
-		}
+			memcpy(&a, su + x, 16);
+			memcpy(&b, sv + x, 16);
+#ifdef __clang__
+			lo = __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
+						     6, 22, 7, 23);
+			hi = __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13,
+						     29, 14, 30, 15, 31);
+#else
+			lo = __builtin_shuffle(
+				a, b,
+				(u8x16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+			hi = __builtin_shuffle(a, b,
+					       (u8x16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29,
+						       14, 30, 15, 31});
 #endif
+			memcpy(d + 2 * x, &lo, 16);
+			memcpy(d + 2 * x + 16, &hi, 16);
+		}
 		for (; x < width; x++) {
 			d[2 * x] = su[x];
 			d[2 * x + 1] = sv[x];
