@@ -28,7 +28,9 @@ struct media_device;
 struct media_device_ops {
 	/*
 	 * Puts one event (len <= VIRTIO_MEDIA_EVENT_MAX_SIZE bytes, copied by the callee)
-	 * on the eventq. Never called concurrently with itself.
+	 * on the eventq. Never called concurrently with itself. It must not wait for the
+	 * guest (a full eventq): it runs with a session's lock held, so the transport keeps
+	 * events that do not fit yet and posts them when the driver returns eventq buffers.
 	 */
 	void (*send_event)(void *userdata, const void *event, size_t len);
 	/*
