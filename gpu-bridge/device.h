@@ -74,8 +74,10 @@ struct gpu_device_config {
 	void *protect_userdata;
 	/*
 	 * MAP_BLOB support, provided by the transport: map size bytes of fd (borrowed) from
-	 * fd_offset into the host-visible shared memory region at shm_offset. NULL: MAP_BLOB
-	 * fails with ERR_UNSPEC.
+	 * fd_offset into the host-visible shared memory region at shm_offset. shm_offset comes
+	 * from the guest: the hook checks shm_offset + size against the region (and overlaps)
+	 * and fails with -EINVAL (ERR_INVALID_PARAMETER) otherwise. NULL: MAP_BLOB fails with
+	 * ERR_UNSPEC.
 	 */
 	int (*map_blob)(void *userdata, int fd, uint64_t fd_offset, uint64_t shm_offset,
 			uint64_t size);

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* send() copies replies into the union through its largest member */
+_Static_assert(sizeof(((struct gpu_guest_reply *)0)->edid) >=
+		       sizeof(((struct gpu_guest_reply *)0)->display_info),
+	       "edid is the largest reply");
+
 struct gpu_guest {
 	gpu_guest_submit_fn submit;
 	void *userdata;
@@ -425,23 +430,31 @@ int
 gpu_guest_get_capset(struct gpu_guest *g, uint32_t id, uint32_t version, void *buf, size_t size)
 {
 	struct virtio_gpu_get_capset cmd = {0};
+	struct virtio_gpu_ctrl_hdr hdr;
+	_cleanup_free_ uint8_t *resp = NULL;
 	struct iovec in = {.iov_base = &cmd, .iov_len = sizeof(cmd)};
-	struct iovec out[2];
-	struct virtio_gpu_ctrl_hdr hdr = {0};
-	struct cb_request req = {.in = &in, .n_in = 1, .out = out, .n_out = 2};
+	struct iovec out;
+	struct cb_request req = {.in = &in, .n_in = 1, .out = &out, .n_out = 1};
 	int r;
 
 	fill_hdr(g, &cmd.hdr, VIRTIO_GPU_CMD_GET_CAPSET, 0);
 	cmd.capset_id = htole32(id);
 	cmd.capset_version = htole32(version);
-	/* virtio_gpu_cmd_get_capset(): one reply buffer of header + capset size */
-	out[0] = (struct iovec){.iov_base = &hdr, .iov_len = sizeof(hdr)};
-	out[1] = (struct iovec){.iov_base = buf, .iov_len = size};
+	/* virtio_gpu_cmd_get_capset(): one reply buffer, header then the capset */
+	if (size > SIZE_MAX - sizeof(hdr))
+		return -EINVAL;
+	resp = calloc(1, sizeof(hdr) + size);
+	if (resp == NULL)
+		return -ENOMEM;
+	out = (struct iovec){.iov_base = resp, .iov_len = sizeof(hdr) + size};
 	r = g->submit(g->userdata, &req);
 	if (r < 0)
 		return r;
 	if ((size_t)r < sizeof(hdr))
 		return -EBADMSG;
+	memcpy(&hdr, resp, sizeof(hdr));
+	if (size > 0)
+		memcpy(buf, resp + sizeof(hdr), size);
 	return (int)le32toh(hdr.type);
 }
 
