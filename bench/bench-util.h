@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the registry benchmarks: clocks and percentiles, sealed memfds with a
+ * small NV12 layout, the fd limit, and a private crossbufd started the way the broker tests
+ * start theirs (tests/registry/broker-fixture.c).
+ */
+#pragma once
+
+#include <crossbuf/crossbuf.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The NV12 frame every benchmark exports: small, so that copying it is never the cost. */
+#define BENCH_WIDTH  64
+#define BENCH_HEIGHT 64
+#define BENCH_SIZE   (BENCH_WIDTH * BENCH_HEIGHT * 3 / 2)
+
+uint64_t bench_now_ns(void);
+
+/* Sorts v in place; the nearest-rank percentile p (0..100) of its n values. */
+uint64_t bench_percentile_u64(uint64_t *v, size_t n, double p);
+/* Sorts v in place; the median of its n values. */
+double bench_median(double *v, size_t n);
+
+/* A memfd of BENCH_SIZE bytes sealed against shrinking and growing: new fd, or -errno. */
+int bench_memfd(void);
+/* Fills info (zeroed first) with the NV12 layout of a bench_memfd(). */
+void bench_info(struct crossbuf_buffer_info *info);
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit; returns the resulting soft limit. */
+uint64_t bench_raise_nofile(uint64_t *ret_hard);
+
+/*
+ * The crossbufd binary: --crossbufd PATH if argv has it (the option is removed from
+ * argv), else $CROSSBUFD; NULL if neither is set.
+ */
+const char *bench_crossbufd_path(int *argc, char **argv);
+
+struct bench_broker {
+	pid_t pid;
+	char *dir;
+	char *socket;
+	char *config;
+};
+
+/*
+ * Starts exe with its own socket, config (config_text, or no file: the built-in defaults)
+ * and log in a fresh folder under $TMPDIR, and waits until it accepts connections.
+ * 0 or -errno.
+ */
+int bench_broker_start(struct bench_broker *b, const char *exe, const char *config_text);
+/*
+ * Stops it with SIGTERM. Returns 0 if it exited cleanly, else -EIO after printing its log.
+ * Removes the folder either way.
+ */
+int bench_broker_stop(struct bench_broker *b);
+/* A client of the broker's "default" domain with the given rights, or NULL (message printed). */
+struct crossbuf_client *bench_broker_client(const struct bench_broker *b, uint32_t rights);
