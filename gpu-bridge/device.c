@@ -5,6 +5,7 @@
 #include "edid.h"
 #include "macro.h"
 #include "transfer.h"
+#include "udmabuf.h"
 
 #include <drm_fourcc.h>
 #include <endian.h>
@@ -43,6 +44,8 @@ struct resource {
 	uint8_t uuid[CROSSBUF_UUID_SIZE];
 	bool mapped;
 	uint64_t map_offset;
+	bool has_guest_fd;
+	int guest_fd;       /* guest-memory blobs: a udmabuf of the guest's pages, once exported */
 	uint64_t accounted; /* host bytes counted against max_host_memory */
 };
 
@@ -98,6 +101,8 @@ free_resource(struct gpu_device *dev, struct resource *res)
 		dev->config.backend->ops->buffer_destroy(dev->config.backend, res->buffer);
 	}
 	gpu_backing_map_finish(&res->backing);
+	if (res->has_guest_fd)
+		close(res->guest_fd);
 	dev->host_memory -= res->accounted;
 	free(res);
 }
@@ -237,9 +242,9 @@ errno_to_resp(int error)
 /* --- export ------------------------------------------------------------------------------ */
 
 static int
-fill_buffer_info(const struct resource *res, struct crossbuf_buffer_info *info)
+fill_buffer_info(const struct resource *res, const struct gpu_layout *l,
+		 struct crossbuf_buffer_info *info)
 {
-	const struct gpu_layout *l = &res->buffer->layout;
 
 	memset(info, 0, sizeof(*info));
 	info->width = l->width;
@@ -255,10 +260,43 @@ fill_buffer_info(const struct resource *res, struct crossbuf_buffer_info *info)
 	}
 	if (res->protected_)
 		info->flags |= CROSSBUF_BUFFER_PROTECTED;
-	if (res->blob_flags & VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE)
+	if ((res->blob_flags & VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE) ||
+	    res->blob_mem == VIRTIO_GPU_BLOB_MEM_GUEST)
 		info->flags |= CROSSBUF_BUFFER_GUEST_MAPPABLE;
 	info->device_kind = CROSSBUF_DEVICE_GPU;
 	info->resource_id = res->id;
+	return 0;
+}
+
+/* A udmabuf of a guest-memory blob's pages, made once (the registry keeps its own copy). */
+static int
+guest_blob_fd(struct gpu_device *dev, struct resource *res)
+{
+	_cleanup_free_ struct gpu_udmabuf_item *items = NULL;
+	int r, fd;
+
+	if (res->has_guest_fd)
+		return 0;
+	if (dev->config.guest_memfd == NULL)
+		return -EOPNOTSUPP;
+	if (!res->has_backing)
+		return -ENODATA;
+	items = calloc(res->backing.n, sizeof(*items));
+	if (items == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < res->backing.n; i++) {
+		const struct guest_sg_entry *e = &res->backing.entries[i];
+		r = dev->config.guest_memfd(dev->config.guest_memfd_userdata, e->gpa, e->len,
+					    &items[i].memfd, &items[i].offset);
+		if (r < 0)
+			return r;
+		items[i].size = e->len;
+	}
+	r = gpu_udmabuf_create(dev->config.udmabuf_path, items, res->backing.n, &fd);
+	if (r < 0)
+		return r;
+	res->guest_fd = fd;
+	res->has_guest_fd = true;
 	return 0;
 }
 
@@ -267,23 +305,32 @@ static int
 export_resource(struct gpu_device *dev, struct resource *res)
 {
 	struct crossbuf_buffer_info info;
-	int r;
+	int r, fd;
 
 	if (res->exported)
 		return 0;
 	if (!dev->has_exporter || dev->exporter.export_uuid == NULL)
 		return -ENOTCONN;
-	if (res->buffer == NULL || res->buffer->fd < 0)
-		return -EOPNOTSUPP; /* guest-memory blobs: no host fd to hand out */
-	r = fill_buffer_info(res, &info);
+	if (res->buffer != NULL && res->buffer->fd >= 0) {
+		fd = res->buffer->fd;
+		r = fill_buffer_info(res, &res->buffer->layout, &info);
+	} else if (res->buffer == NULL && res->blob_mem == VIRTIO_GPU_BLOB_MEM_GUEST) {
+		struct gpu_layout opaque = {.size = res->blob_size};
+		r = guest_blob_fd(dev, res);
+		if (r < 0)
+			return r;
+		fd = res->guest_fd;
+		r = fill_buffer_info(res, &opaque, &info);
+	} else {
+		return -EOPNOTSUPP; /* the backend cannot export this one */
+	}
 	if (r < 0)
 		return r;
 	r = -EEXIST;
 	/* A collision of random v4 UUIDs is not going to happen; still, never replace. */
 	for (int attempt = 0; attempt < 3 && r == -EEXIST; attempt++) {
 		uuid_generate_random(res->uuid);
-		r = dev->exporter.export_uuid(dev->exporter_userdata, res->uuid, res->buffer->fd,
-					      &info);
+		r = dev->exporter.export_uuid(dev->exporter_userdata, res->uuid, fd, &info);
 	}
 	if (r < 0) {
 		memset(res->uuid, 0, sizeof(res->uuid));

@@ -83,6 +83,17 @@ struct gpu_device_config {
 			uint64_t size);
 	int (*unmap_blob)(void *userdata, uint64_t shm_offset, uint64_t size);
 	void *map_userdata;
+	/*
+	 * Optional: guest RAM as fds (the transport has them from vhost-user SET_MEM_TABLE), so
+	 * guest-memory blobs can be exported as udmabufs of the guest's own pages. For
+	 * [gpa, gpa + len) inside one region: the region's memfd (borrowed, sealed with
+	 * F_SEAL_SHRINK as udmabuf requires) and the offset of gpa in it; -ENOENT otherwise.
+	 * NULL: guest-memory blobs cannot be exported (ASSIGN_UUID answers ERR_UNSPEC).
+	 */
+	int (*guest_memfd)(void *userdata, uint64_t gpa, uint64_t len, int *ret_fd,
+			   uint64_t *ret_offset);
+	void *guest_memfd_userdata;
+	const char *udmabuf_path; /* NULL: /dev/udmabuf */
 };
 
 /*

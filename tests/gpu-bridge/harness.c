@@ -85,6 +85,20 @@ unmap_blob(void *userdata, uint64_t shm_offset, uint64_t size)
 	return 0;
 }
 
+static int
+guest_memfd(void *userdata, uint64_t gpa, uint64_t len, int *ret_fd, uint64_t *ret_offset)
+{
+	struct harness *h = userdata;
+
+	h->guest_memfd_calls++;
+	if (gpa < HARNESS_GPA || gpa - HARNESS_GPA > HARNESS_MEM_SIZE ||
+	    len > HARNESS_MEM_SIZE - (gpa - HARNESS_GPA))
+		return -ENOENT;
+	*ret_fd = h->mem_fd;
+	*ret_offset = gpa - HARNESS_GPA;
+	return 0;
+}
+
 void
 harness_init(struct harness *h, const struct harness_options *opts)
 {
@@ -95,7 +109,8 @@ harness_init(struct harness *h, const struct harness_options *opts)
 		opts = &defaults;
 	memset(h, 0, sizeof(*h));
 	h->protect_nv12 = opts->protect_nv12;
-	h->mem_fd = cb_test_memfd_unsealed("guest-ram", NULL, HARNESS_MEM_SIZE);
+	/* sealed against shrinking, as a VMM's RAM memfd is (udmabuf requires it) */
+	h->mem_fd = cb_test_memfd("guest-ram", NULL, HARNESS_MEM_SIZE);
 	h->mem = mmap(NULL, HARNESS_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h->mem_fd, 0);
 	g_assert_true(h->mem != MAP_FAILED);
 	guest_mem_init(&h->gm);
@@ -119,6 +134,11 @@ harness_init(struct harness *h, const struct harness_options *opts)
 	config.map_blob = map_blob;
 	config.unmap_blob = unmap_blob;
 	config.map_userdata = h;
+	if (opts->guest_memfd) {
+		config.guest_memfd = guest_memfd;
+		config.guest_memfd_userdata = h;
+		config.udmabuf_path = opts->udmabuf_path;
+	}
 	g_assert_cmpint(gpu_device_new(&config, &h->dev), ==, 0);
 	if (!opts->no_features) {
 		uint64_t f = opts->features ? opts->features : gpu_device_get_features(h->dev);

@@ -39,6 +39,7 @@ struct harness {
 	int export_error; /* next export fails with this when not 0 */
 	unsigned maps, unmaps;
 	bool protect_nv12; /* policy: every NV12 resource is protected */
+	unsigned guest_memfd_calls;
 };
 
 struct harness_options {
@@ -48,7 +49,9 @@ struct harness_options {
 	bool no_features;
 	bool protect_nv12;
 	uint32_t max_resources;
-	const char *png_dir; /* a PNG sink writing there instead of the counting sink */
+	const char *png_dir;      /* a PNG sink writing there instead of the counting sink */
+	bool guest_memfd;         /* tell the device guest RAM's memfd (for udmabuf exports) */
+	const char *udmabuf_path; /* NULL: /dev/udmabuf */
 };
 
 void harness_init(struct harness *h, const struct harness_options *opts);

@@ -1064,6 +1064,44 @@ test_guest_mem_changed(void)
 	harness_finish(&h);
 }
 
+static void
+test_guest_blob_export(void)
+{
+	struct harness h;
+	struct harness_options o = {.guest_memfd = true, .udmabuf_path = "/nonexistent/udmabuf"};
+	struct virtio_gpu_mem_entry e[2];
+	uint64_t gpa;
+
+	/* no way to name guest RAM as an fd: the guest still gets its answer */
+	harness_init(&h, NULL);
+	gpa = harness_alloc(&h, 8192, NULL);
+	gpu_guest_backing_pages(gpa, 8192, 4096, e, 2);
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 1, VIRTIO_GPU_BLOB_MEM_GUEST,
+						       VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 0, 8192,
+						       e, 2),
+			==, OK);
+	g_assert_cmpint(gpu_guest_assign_uuid(h.guest, 1, NULL), ==, E_UNSPEC);
+	/* a cross-device guest blob cannot be created then (it is exported at creation) */
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 2, VIRTIO_GPU_BLOB_MEM_GUEST,
+						       VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE, 0,
+						       8192, e, 2),
+			==, E_UNSPEC);
+	harness_finish(&h);
+
+	/* with guest RAM's memfd known, the device asks for each entry and tries udmabuf */
+	harness_init(&h, &o);
+	gpa = harness_alloc(&h, 8192, NULL);
+	gpu_guest_backing_pages(gpa, 8192, 4096, e, 2);
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 1, VIRTIO_GPU_BLOB_MEM_GUEST,
+						       VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 0, 8192,
+						       e, 2),
+			==, OK);
+	g_assert_cmpint(gpu_guest_assign_uuid(h.guest, 1, NULL), ==, E_UNSPEC);
+	g_assert_cmpuint(h.guest_memfd_calls, ==, 2);
+	g_assert_cmpuint(harness_live_exports(&h), ==, 0);
+	harness_finish(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1094,5 +1132,6 @@ main(int argc, char **argv)
 	cb_test_add("/gpu-bridge/device/contexts", test_contexts);
 	cb_test_add("/gpu-bridge/device/cursor", test_cursor);
 	cb_test_add("/gpu-bridge/device/guest-mem-changed", test_guest_mem_changed);
+	cb_test_add("/gpu-bridge/device/guest-blob-export", test_guest_blob_export);
 	return g_test_run();
 }
