@@ -93,7 +93,9 @@ struct codec {
 
 	/* What the parser last saw, to drain before a resolution change. */
 	int parsed_width, parsed_height, parsed_format;
-	int64_t parsed_seq; /* input of the last frame out of the parser */
+	/* Where each input starts in the bytes given to the parser since it was made. */
+	int64_t parser_bytes, parser_first_seq;
+	int64_t input_start[TS_RING];
 
 	int64_t seq;     /* id of the last input, its pts inside libavcodec */
 	int64_t cur_seq; /* the input libavcodec is decoding */
@@ -773,6 +775,21 @@ parser_reset(struct codec *codec)
 {
 	av_parser_close(codec->parser);
 	codec->parser = av_parser_init(codec->dec->id);
+	codec->parser_bytes = 0;
+	codec->parser_first_seq = codec->seq + 1;
+}
+
+/* The newest input (since the parser was made) starting at or before byte offset off. */
+static int64_t
+input_at(const struct codec *codec, int64_t off)
+{
+	int64_t s = codec->seq;
+
+	for (; s > codec->parser_first_seq && codec->seq - s < TS_RING - 1; s--) {
+		if (codec->input_start[s % TS_RING] <= off)
+			break;
+	}
+	return s;
 }
 
 static int
@@ -798,13 +815,12 @@ submit_parsed(struct codec *codec, uint8_t *data, int size)
 		}
 	}
 	/*
-	 * The parser loses the timestamp when a frame's start code straddles two inputs (it
-	 * then backs up into the previous one): take the input after the previous frame's.
+	 * A frame belongs to the input holding its start. The parser's own pts only goes to
+	 * the first frame starting in an input and is lost when a start code straddles two
+	 * inputs, so the input is found from the frame's byte offset instead (past its start
+	 * code, which may begin in the previous input).
 	 */
-	pts = pc->pts;
-	if (pts == AV_NOPTS_VALUE || pts <= codec->parsed_seq || pts > codec->seq)
-		pts = MIN(codec->parsed_seq + 1, codec->seq);
-	codec->parsed_seq = pts;
+	pts = input_at(codec, pc->frame_offset + 4);
 	return send_packet(codec, data, size, pts);
 }
 
@@ -829,6 +845,7 @@ codec_decode(struct codec *codec, const void *data, size_t len, uint64_t timesta
 
 	codec->seq++;
 	codec->timestamps[codec->seq % TS_RING] = timestamp;
+	codec->input_start[codec->seq % TS_RING] = codec->parser_bytes;
 	if (len > MAX_INPUT_SIZE) {
 		report_lost(codec, codec->seq);
 		return 0;
@@ -852,6 +869,8 @@ codec_decode(struct codec *codec, const void *data, size_t len, uint64_t timesta
 	if (codec->parser) {
 		uint8_t *in = codec->inbuf;
 		int left = (int)len;
+
+		codec->parser_bytes += (int64_t)len;
 
 		while (left > 0) {
 			uint8_t *out = NULL;
@@ -983,6 +1002,7 @@ codec_new(uint32_t coded_format, uint32_t capture_format, const struct codec_cal
 		codec->parser = av_parser_init(dec->id);
 		if (!codec->parser)
 			goto nomem;
+		codec->parser_first_seq = 1;
 	}
 	*ret_codec = codec;
 	return 0;

@@ -311,7 +311,10 @@ struct unit {
 	uint64_t ts;
 };
 
-/* Cuts an Annex B stream at its access unit delimiters; timestamps from STREAM.pts. */
+/*
+ * Cuts an Annex B stream into access units (the streams have one slice per picture, so an AU
+ * ends where parameter sets, SEI or a delimiter follow a slice); timestamps from STREAM.pts.
+ */
 static GArray *
 split_annexb(const char *name, GBytes *data, bool hevc)
 {
@@ -332,10 +335,12 @@ split_annexb(const char *name, GBytes *data, bool hevc)
 		if (b[i] || b[i + 1] || b[i + 2] != 1)
 			continue;
 		uint8_t type = hevc ? (b[i + 3] >> 1) & 0x3f : b[i + 3] & 0x1f;
+		/* Parameter sets, SEI and delimiters open an access unit once a slice was seen. */
+		bool opens =
+			hevc ? (type >= 32 && type <= 35) || type == 39 : type >= 6 && type <= 9;
 		if (hevc ? type < 32 : type >= 1 && type <= 5)
 			have_slice = true;
-		/* A delimiter after parameter sets alone (mp4toannexb puts them first) stays. */
-		if (type != (hevc ? 35 : 9) || !have_slice)
+		if (!opens || !have_slice)
 			continue;
 		struct unit u = {.off = i > 0 && b[i - 1] == 0 ? i - 1 : i};
 		struct unit *prev = &g_array_index(units, struct unit, units->len - 1);
@@ -534,6 +539,49 @@ test_chunked(const void *data)
 	g_assert_cmpint(codec_drain(r.codec), ==, 0);
 	g_assert_cmpuint(r.mismatches, ==, 0);
 	g_assert_cmpuint(r.n_done, ==, r.n_md5);
+	run_finish(&r);
+}
+
+/*
+ * Several access units per buffer (V4L2 allows one or more for H.264/HEVC): every frame
+ * carries the timestamp of the buffer its access unit came in.
+ */
+static void
+test_multi_frame(const void *data)
+{
+	const char *name = data;
+	g_autoptr(GBytes) bytes = read_data(name);
+	g_autoptr(GArray) units = split_stream(name, bytes);
+	const uint8_t *b = g_bytes_get_data(bytes, NULL);
+	g_autoptr(GArray) sorted = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	const unsigned per = 3;
+	struct run r;
+
+	run_init(&r, name, V4L2_PIX_FMT_NV12);
+	for (unsigned i = 0; i < units->len; i += per) {
+		const struct unit *first = &g_array_index(units, struct unit, i);
+		const struct unit *last =
+			&g_array_index(units, struct unit, MIN(i + per, units->len) - 1);
+
+		g_assert_cmpint(codec_decode(r.codec, b + first->off,
+					     last->off + last->len - first->off, 1000 + i / per),
+				==, 0);
+	}
+	g_assert_cmpint(codec_drain(r.codec), ==, 0);
+	g_assert_cmpuint(r.mismatches, ==, 0);
+	g_assert_cmpuint(r.n_done, ==, r.n_md5);
+	/* Display order is pts order; the unit with the i-th pts came in buffer unit / per. */
+	for (unsigned i = 0; i < units->len; i++)
+		g_array_append_val(sorted, g_array_index(units, struct unit, i).ts);
+	g_array_sort(sorted, u64_cmp);
+	for (unsigned i = 0; i < r.out_ts->len; i++) {
+		unsigned d = 0;
+
+		while (g_array_index(units, struct unit, d).ts !=
+		       g_array_index(sorted, uint64_t, i))
+			d++;
+		g_assert_cmpuint(g_array_index(r.out_ts, uint64_t, i), ==, 1000 + d / per);
+	}
 	run_finish(&r);
 }
 
@@ -801,6 +849,8 @@ main(int argc, char **argv)
 	cb_test_add_data("/codec/avcodec/chunked/h264", "h264-176x100.h264", test_chunked);
 	cb_test_add_data("/codec/avcodec/chunked/hevc", "hevc-176x100.hevc", test_chunked);
 	cb_test_add_data("/codec/avcodec/chunked/h264-change", "h264-change.h264", test_chunked);
+	cb_test_add_data("/codec/avcodec/multi-frame/h264", "h264-176x100.h264", test_multi_frame);
+	cb_test_add_data("/codec/avcodec/multi-frame/hevc", "hevc-176x100.hevc", test_multi_frame);
 	cb_test_add_data("/codec/avcodec/drain-restart/h264", "h264-176x100.h264",
 			 test_drain_restart);
 	cb_test_add_data("/codec/avcodec/drain-restart/vp9", "vp9-176x100.ivf", test_drain_restart);
