@@ -56,16 +56,19 @@ vpx libvpx vp8-176x100.ivf 176x100 15
 vpx libvpx-vp9 vp9-176x100.ivf 176x100 15
 
 # Resolution change: 176x100 then 96x64, each starting with an IDR / key frame.
-h264 "$tmp/a.mkv" 176x100 8 && annexb "$tmp/a.mkv" "$tmp/a.h264"
-h264 "$tmp/b.mkv" 96x64 8 && annexb "$tmp/b.mkv" "$tmp/b.h264"
-cat "$tmp/a.h264" "$tmp/b.h264" > h264-change.h264
-last=$(sort -n "$tmp/a.h264.pts" | tail -n 1)
-{ cat "$tmp/a.h264.pts"; awk -v o=$((last + 40)) '{ print $1 + o }' "$tmp/b.h264.pts"; } \
-	> h264-change.h264.pts
-vpx libvpx-vp9 "$tmp/a.ivf" 176x100 8
-vpx libvpx-vp9 "$tmp/b.ivf" 96x64 8
-# IVF: 32-byte file header, then records (le32 size, le64 pts, data); B's pts continue A's.
-python3 - "$tmp/a.ivf" "$tmp/b.ivf" vp9-change.ivf <<'PY'
+annexb_change() { # h264|hevc
+	"$1" "$tmp/a.mkv" 176x100 8 && annexb "$tmp/a.mkv" "$tmp/a.$1"
+	"$1" "$tmp/b.mkv" 96x64 8 && annexb "$tmp/b.mkv" "$tmp/b.$1"
+	cat "$tmp/a.$1" "$tmp/b.$1" > "$1-change.$1"
+	last=$(sort -n "$tmp/a.$1.pts" | tail -n 1)
+	{ cat "$tmp/a.$1.pts"; awk -v o=$((last + 40)) '{ print $1 + o }' "$tmp/b.$1.pts"; } \
+		> "$1-change.$1.pts"
+}
+ivf_change() { # libvpx|libvpx-vp9 out.ivf
+	vpx "$1" "$tmp/a.ivf" 176x100 8
+	vpx "$1" "$tmp/b.ivf" 96x64 8
+	# IVF: 32-byte file header, then records (le32 size, le64 pts, data); B's pts follow A's.
+	python3 - "$tmp/a.ivf" "$tmp/b.ivf" "$2" <<'PY'
 import struct, sys
 a, b = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read()
 out, last = bytearray(a), 0
@@ -81,8 +84,13 @@ while off < len(b):
     off += 12 + size
 open(sys.argv[3], 'wb').write(out)
 PY
+}
+annexb_change h264
+annexb_change hevc
+ivf_change libvpx vp8-change.ivf
+ivf_change libvpx-vp9 vp9-change.ivf
 
 for f in h264-176x100.h264 hevc-176x100.hevc vp8-176x100.ivf vp9-176x100.ivf \
-	h264-change.h264 vp9-change.ivf; do
+	h264-change.h264 hevc-change.hevc vp8-change.ivf vp9-change.ivf; do
 	md5s "$f"
 done

@@ -34,6 +34,7 @@ struct tpic {
 	bool done;   /* frame_done seen since get_picture */
 	bool access; /* between begin_access and end_access */
 	bool stale;  /* layout of an older stream_info: freed once put back */
+	struct run *run;
 };
 
 struct run {
@@ -52,6 +53,7 @@ struct run {
 	char **md5;
 	unsigned n_md5, next;
 	unsigned get_calls, n_done, n_lost, n_error, mismatches, held;
+	unsigned max_held, accesses;
 	GArray *out_ts;
 };
 
@@ -62,6 +64,7 @@ begin_access(void *data)
 
 	g_assert_false(t->access);
 	t->access = true;
+	t->run->accesses++;
 }
 
 static void
@@ -126,6 +129,7 @@ tpic_alloc(struct run *r, struct tpic *t)
 	t->p.begin_access = begin_access;
 	t->p.end_access = end_access;
 	t->p.access_data = t;
+	t->run = r;
 }
 
 static void
@@ -182,6 +186,7 @@ cb_get_picture(void *userdata, struct codec_picture *ret_picture)
 	t->held = true;
 	t->done = false;
 	r->held++;
+	r->max_held = MAX(r->max_held, r->held);
 	*ret_picture = t->p;
 	return (int)(t - r->pics);
 }
@@ -493,6 +498,11 @@ test_decode(const void *data)
 	codec_get_stats(r.codec, &st);
 	g_assert_cmpuint(st.frames_decoded, ==, r.n_md5);
 	g_assert_cmpuint(st.frames_corrupt, ==, 0);
+	/* min_buffers pictures are enough: the codec never held more at once. */
+	g_test_message("pictures held at most %u, min_buffers %u", r.max_held, r.info.min_buffers);
+	g_assert_cmpuint(r.max_held, <=, r.info.min_buffers);
+	/* Direct pictures are bracketed with begin_access/end_access (balance checked). */
+	g_assert_cmpuint(r.accesses, >=, r.n_md5);
 	if (c->capture == V4L2_PIX_FMT_YUV420) {
 		/* Every codec here has direct rendering: nothing copied. */
 		g_assert_cmpuint(st.frames_copied, ==, 0);
@@ -504,8 +514,7 @@ test_decode(const void *data)
 		g_assert_cmpuint(st.frames_copied, ==, r.n_md5);
 		g_assert_cmpuint(st.bytes_copied, <=, r.n_md5 * (w + 1) / 2 * 2 * ((h + 1) / 2));
 	}
-	if (g_str_has_suffix(c->stream, "-change.h264") ||
-	    g_str_has_suffix(c->stream, "-change.ivf")) {
+	if (strstr(c->stream, "-change.")) {
 		/* The 8 frames of the first size were all done before the second stream_info. */
 		g_assert_cmpuint(r.n_info, ==, 2);
 		g_assert_cmpuint(r.done_at_info[1], ==, 8);
@@ -814,6 +823,8 @@ static const struct case_ decode_cases[] = {
 	{"vp9-176x100.ivf", V4L2_PIX_FMT_YUV420},   {"vp9-176x100.ivf", V4L2_PIX_FMT_NV12},
 	{"h264-change.h264", V4L2_PIX_FMT_YUV420},  {"h264-change.h264", V4L2_PIX_FMT_NV12},
 	{"vp9-change.ivf", V4L2_PIX_FMT_YUV420},    {"vp9-change.ivf", V4L2_PIX_FMT_NV12},
+	{"hevc-change.hevc", V4L2_PIX_FMT_YUV420},  {"hevc-change.hevc", V4L2_PIX_FMT_NV12},
+	{"vp8-change.ivf", V4L2_PIX_FMT_YUV420},    {"vp8-change.ivf", V4L2_PIX_FMT_NV12},
 };
 
 static const struct case_ copy_cases[] = {
@@ -849,6 +860,7 @@ main(int argc, char **argv)
 	cb_test_add_data("/codec/avcodec/chunked/h264", "h264-176x100.h264", test_chunked);
 	cb_test_add_data("/codec/avcodec/chunked/hevc", "hevc-176x100.hevc", test_chunked);
 	cb_test_add_data("/codec/avcodec/chunked/h264-change", "h264-change.h264", test_chunked);
+	cb_test_add_data("/codec/avcodec/chunked/hevc-change", "hevc-change.hevc", test_chunked);
 	cb_test_add_data("/codec/avcodec/multi-frame/h264", "h264-176x100.h264", test_multi_frame);
 	cb_test_add_data("/codec/avcodec/multi-frame/hevc", "hevc-176x100.hevc", test_multi_frame);
 	cb_test_add_data("/codec/avcodec/drain-restart/h264", "h264-176x100.h264",
