@@ -669,6 +669,32 @@ test_command_line(void)
 	g_assert_nonnull(strstr(err, "/proc/self/status"));
 }
 
+/* --- a broker that never answers ---------------------------------------------------------- */
+
+static void
+test_silent_broker_times_out(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("crossbuf-test-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "silent.sock", NULL);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct crossbuf_client *c;
+	int listen_fd;
+
+	/* Connections are queued by the kernel and never accepted, let alone answered. */
+	g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+	listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	g_assert_cmpint(listen(listen_fd, 4), ==, 0);
+
+	g_assert_cmpint(crossbuf_client_new(&c), ==, 0);
+	/* The 5 s reply timeout ends the wait; meson's test timeout would catch a hang. */
+	g_assert_cmpint(crossbuf_client_connect(c, path), ==, -ETIMEDOUT);
+	crossbuf_client_unref(c);
+	close(listen_fd);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -684,5 +710,6 @@ main(int argc, char **argv)
 	cb_test_add("/registry/broker/out-of-fds", test_broker_out_of_fds);
 	cb_test_add("/registry/broker/socket-activation", test_socket_activation);
 	cb_test_add("/registry/broker/command-line", test_command_line);
+	cb_test_add("/registry/broker/silent-broker-times-out", test_silent_broker_times_out);
 	return g_test_run();
 }
