@@ -36,8 +36,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <libavcodec/avcodec.h>
-#include <libavutil/imgutils.h>
-#include <libavutil/pixdesc.h>
 #include <linux/videodev2.h>
 #include <stdlib.h>
 #include <string.h>

@@ -46,6 +46,7 @@ struct run {
 	unsigned done_at_info[4]; /* frames done when each stream_info came */
 	/* Options. */
 	bool small_stride;     /* pictures tightly packed: too small to decode into */
+	uint32_t extra_stride; /* pictures with rows this much wider than reported */
 	unsigned eagain_every; /* every Nth get_picture fails with -EAGAIN */
 	unsigned cancel_after; /* get_picture fails with -ECANCELED after N calls */
 	bool no_md5;           /* corrupt input: only the contract is checked */
@@ -87,7 +88,10 @@ tpic_free(struct tpic *t)
 	t->fd = -1;
 }
 
-/* A picture for the current stream info: its own layout, or packed rows if small_stride. */
+/*
+ * A picture for the current stream info: its layout, packed rows if small_stride, or rows
+ * extra_stride wider.
+ */
 static void
 tpic_alloc(struct run *r, struct tpic *t)
 {
@@ -104,8 +108,8 @@ tpic_alloc(struct run *r, struct tpic *t)
 			strides[i] = i == 0 ? w : (n == 2 ? 2 * cw : cw);
 			sizes[i] = (size_t)strides[i] * rows;
 		} else {
-			strides[i] = in->strides[i];
-			sizes[i] = in->plane_sizes[i];
+			strides[i] = in->strides[i] + r->extra_stride;
+			sizes[i] = (size_t)in->plane_sizes[i] / in->strides[i] * strides[i];
 		}
 	}
 	memset(t, 0, sizeof(*t));
@@ -594,18 +598,21 @@ test_multi_frame(const void *data)
 	run_finish(&r);
 }
 
-/* Pictures too small to decode into: decoded in codec memory and copied, counted. */
+/*
+ * Pictures too small to decode into, or with other strides than reported (a decoder needs one
+ * stride for all its frames): decoded in codec memory and copied, counted.
+ */
 static void
-test_copy(const void *data)
+run_copy(const struct case_ *c, bool small, uint32_t extra)
 {
-	const struct case_ *c = data;
 	g_autoptr(GBytes) bytes = read_data(c->stream);
 	g_autoptr(GArray) units = split_stream(c->stream, bytes);
 	struct codec_stats st;
 	struct run r;
 
 	run_init(&r, c->stream, c->capture);
-	r.small_stride = true;
+	r.small_stride = small;
+	r.extra_stride = extra;
 	feed_units(&r, bytes, units, 0, units->len);
 	g_assert_cmpint(codec_drain(r.codec), ==, 0);
 	assert_all_frames(&r, units);
@@ -613,6 +620,18 @@ test_copy(const void *data)
 	g_assert_cmpuint(st.frames_copied, ==, r.n_md5);
 	g_assert_cmpuint(st.bytes_copied, ==, r.n_md5 * 176 * 100 * 3 / 2);
 	run_finish(&r);
+}
+
+static void
+test_copy(const void *data)
+{
+	run_copy(data, true, 0);
+}
+
+static void
+test_copy_wide(const void *data)
+{
+	run_copy(data, false, 64);
 }
 
 /* Drain, then the same stream again: the codec accepts a new stream after a drain. */
@@ -856,6 +875,8 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < G_N_ELEMENTS(copy_cases); i++) {
 		g_autofree char *path = case_path("copy-small-stride", &copy_cases[i]);
 		cb_test_add_data(path, &copy_cases[i], test_copy);
+		g_autofree char *wide = case_path("copy-wide-stride", &copy_cases[i]);
+		cb_test_add_data(wide, &copy_cases[i], test_copy_wide);
 	}
 	cb_test_add_data("/codec/avcodec/chunked/h264", "h264-176x100.h264", test_chunked);
 	cb_test_add_data("/codec/avcodec/chunked/hevc", "hevc-176x100.hevc", test_chunked);
