@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 #include "backend.h"
 
+#include "macro.h"
+#include "message.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,8 +20,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "macro.h"
-#include "message.h"
+/* Memory tables kept alive for in-flight requests before a new table is a protocol error. */
+#define VU_MAX_RETIRED_TABLES 4
 
 /* epoll tags */
 enum {
@@ -70,6 +74,11 @@ struct vu_backend {
 	bool features_set;
 	struct mapping maps[VU_MAX_MEM_REGIONS];
 	unsigned n_maps;
+	/* Tables replaced while requests were in flight: their buffers stay mapped until the
+	 * connection ends. */
+	struct mapping retired[VU_MAX_RETIRED_TABLES * VU_MAX_MEM_REGIONS];
+	unsigned n_retired;
+	unsigned n_retired_tables;
 	struct guest_mem mem;
 	struct queue *queues;
 	uint64_t next_generation;
@@ -191,7 +200,56 @@ unmap_memory(struct vu_backend *b)
 	for (unsigned i = 0; i < b->n_maps; i++)
 		munmap(b->maps[i].base, b->maps[i].len);
 	b->n_maps = 0;
+	for (unsigned i = 0; i < b->n_retired; i++)
+		munmap(b->retired[i].base, b->retired[i].len);
+	b->n_retired = 0;
+	b->n_retired_tables = 0;
 	guest_mem_init(&b->mem);
+}
+
+static bool
+requests_in_flight(const struct vu_backend *b)
+{
+	for (unsigned i = 0; i < b->dev.n_queues; i++) {
+		if (b->queues[i].running && b->queues[i].vq.in_flight > 0)
+			return true;
+	}
+	return false;
+}
+
+/* Unmaps the current table, or keeps it for requests still holding its buffers. */
+static int
+retire_memory(struct vu_backend *b)
+{
+	if (!requests_in_flight(b)) {
+		/* Nothing holds a buffer of any older table either. */
+		unmap_memory(b);
+		return 0;
+	} else {
+		if (b->n_retired_tables == VU_MAX_RETIRED_TABLES)
+			return -EBADMSG;
+		memcpy(b->retired + b->n_retired, b->maps, sizeof(b->maps[0]) * b->n_maps);
+		b->n_retired += b->n_maps;
+		b->n_retired_tables++;
+	}
+	b->n_maps = 0;
+	guest_mem_init(&b->mem);
+	return 0;
+}
+
+/* True if fd is an eventfd: anything else could block a write or wake epoll forever. */
+static bool
+is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
 }
 
 static void
@@ -440,8 +498,8 @@ queue_process(struct vu_backend *b, unsigned i)
 			return;
 		if (r < 0) {
 			b->pending_error = r == -ENOMEM ? -ENOMEM : -EIO;
-			b->pending_why = r == -ENOMEM ? "out of memory"
-						      : vu_virtq_error_str(q->vq.broken);
+			b->pending_why =
+				r == -ENOMEM ? "out of memory" : vu_virtq_error_str(q->vq.broken);
 			if (q->err_fd >= 0) {
 				uint64_t one = 1;
 				ssize_t n _unused_ = write(q->err_fd, &one, sizeof(one));
@@ -528,6 +586,13 @@ handle_mem_table(struct vu_backend *b, struct vu_msg *msg)
 			r = -EBADMSG;
 			break;
 		}
+		if (b->dev.require_sealed_memory) {
+			int seals = fcntl(msg->fds[n], F_GET_SEALS);
+			if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+				r = -EBADMSG;
+				break;
+			}
+		}
 		p = mmap(NULL, (size_t)end, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 			 msg->fds[n], 0);
 		if (p == MAP_FAILED) {
@@ -554,7 +619,12 @@ handle_mem_table(struct vu_backend *b, struct vu_msg *msg)
 			munmap(maps[i].base, maps[i].len);
 		return r;
 	}
-	unmap_memory(b);
+	r = retire_memory(b);
+	if (r < 0) {
+		for (unsigned i = 0; i < n; i++)
+			munmap(maps[i].base, maps[i].len);
+		return r;
+	}
 	memcpy(b->maps, maps, sizeof(maps[0]) * n);
 	b->n_maps = n;
 	b->mem = mem;
@@ -585,13 +655,17 @@ handle_vring_fd(struct vu_backend *b, struct vu_msg *msg)
 		fd = msg->fds[0];
 		msg->fds[0] = -1;
 		msg->n_fds = 0;
+		if (!is_eventfd(fd) || set_nonblock(fd) < 0) {
+			close(fd);
+			return -EBADMSG;
+		}
 	}
 	if (msg->hdr.request == VU_REQ_SET_VRING_KICK) {
 		queue_stop(b, index);
 		epoll_del(b, q->kick_fd);
 		safe_close(q->kick_fd);
 		q->kick_fd = fd;
-		if (fd >= 0 && (set_nonblock(fd) < 0 || epoll_add(b, fd, TAG_KICK + index) < 0)) {
+		if (fd >= 0 && epoll_add(b, fd, TAG_KICK + index) < 0) {
 			q->kick_fd = safe_close(fd);
 			return -EBADMSG;
 		}

@@ -19,12 +19,12 @@
  */
 #pragma once
 
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "guest-mem.h"
 #include "iov.h"
 #include "virtqueue.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 struct vu_backend;
 
@@ -33,11 +33,16 @@ struct vu_backend_device {
 	/* Device feature bits offered; the library adds VERSION_1, INDIRECT_DESC and
 	 * PROTOCOL_FEATURES. */
 	uint64_t features;
-	unsigned n_queues;	 /* 1..VU_MAX_QUEUES */
+	unsigned n_queues;       /* 1..VU_MAX_QUEUES */
 	unsigned max_queue_size; /* 0 means VU_VIRTQ_MAX_SIZE */
-	uint32_t config_size;	 /* bytes of config space, 0..VU_MAX_CONFIG_SIZE */
-	unsigned n_shmem;	 /* shared memory regions 0..n_shmem-1 */
+	uint32_t config_size;    /* bytes of config space, 0..VU_MAX_CONFIG_SIZE */
+	unsigned n_shmem;        /* shared memory regions 0..n_shmem-1 */
 	const uint64_t *shmem_sizes;
+	/* Refuse guest memory fds without F_SEAL_SHRINK (QEMU's memory-backend-memfd seals by
+	 * default). Without it, a frontend that shrinks its memory file under the mapping makes
+	 * the backend take SIGBUS; files that cannot be sealed (hugetlbfs, /dev/shm) need it off.
+	 */
+	bool require_sealed_memory;
 
 	/* The frontend acked features (all bits, library ones included). May be NULL. */
 	int (*set_features)(void *data, uint64_t features);
@@ -106,7 +111,6 @@ int vu_backend_complete(struct vu_backend *b, struct vu_elem *elem, uint32_t wri
 /* Maps [fd_offset, fd_offset + len) of fd (borrowed) at shm_offset of region shmid. */
 int vu_backend_shmem_map(struct vu_backend *b, uint8_t shmid, uint64_t shm_offset, int fd,
 			 uint64_t fd_offset, uint64_t len, bool writable);
-int vu_backend_shmem_unmap(struct vu_backend *b, uint8_t shmid, uint64_t shm_offset,
-			   uint64_t len);
+int vu_backend_shmem_unmap(struct vu_backend *b, uint8_t shmid, uint64_t shm_offset, uint64_t len);
 int vu_backend_shared_object_add(struct vu_backend *b, const uint8_t uuid[16]);
 int vu_backend_shared_object_remove(struct vu_backend *b, const uint8_t uuid[16]);

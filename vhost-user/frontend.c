@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "frontend.h"
 
+#include "macro.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +17,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "macro.h"
-
 #define TIMEOUT_MS     5000
 #define MAX_SHMEM_SIZE (1ull << 36)
 #define MAX_OBJECTS    4096
@@ -28,7 +28,7 @@ struct fqueue {
 	struct vring_used *used;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	uint64_t indirect_gpa; /* size tables of VU_FRONTEND_MAX_INDIRECT descriptors */
-	uint16_t *free; /* stack of free descriptor indexes */
+	uint16_t *free;        /* stack of free descriptor indexes */
 	unsigned n_free;
 	uint16_t *chain_len; /* per head: descriptors to free when used, 0 for raw */
 	uint16_t avail_idx;
@@ -546,6 +546,12 @@ send_mem_table(struct vu_frontend *f)
 }
 
 int
+vu_frontend_set_mem_table(struct vu_frontend *f)
+{
+	return f ? send_mem_table(f) : -EINVAL;
+}
+
+int
 vu_frontend_negotiate(struct vu_frontend *f, uint64_t want, uint64_t want_protocol)
 {
 	uint64_t offered, poffered = 0, ack;
@@ -665,7 +671,8 @@ vu_frontend_get_shmem_config(struct vu_frontend *f, uint64_t *ret_sizes, unsigne
 		s->size = size;
 	}
 	if (ret_sizes)
-		memcpy(ret_sizes, reply.payload.shmem_config.sizes, sizeof(uint64_t) * VU_MAX_SHMEM);
+		memcpy(ret_sizes, reply.payload.shmem_config.sizes,
+		       sizeof(uint64_t) * VU_MAX_SHMEM);
 	if (ret_n)
 		*ret_n = reply.payload.shmem_config.n_regions;
 	return 0;

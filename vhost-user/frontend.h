@@ -12,10 +12,10 @@
  */
 #pragma once
 
+#include "message.h"
+
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "message.h"
 
 struct vu_frontend;
 struct vring_desc;
@@ -39,6 +39,8 @@ int vu_frontend_set_regions(struct vu_frontend *f, unsigned n_regions);
  * SET_MEM_TABLE.
  */
 int vu_frontend_negotiate(struct vu_frontend *f, uint64_t want, uint64_t want_protocol);
+/* Sends SET_MEM_TABLE again (as a VMM does after memory hotplug). */
+int vu_frontend_set_mem_table(struct vu_frontend *f);
 uint64_t vu_frontend_features(struct vu_frontend *f);
 uint64_t vu_frontend_protocol_features(struct vu_frontend *f);
 /* GET_QUEUE_NUM's answer (needs MQ), or 0. */
@@ -89,7 +91,7 @@ struct vu_buf {
 int vu_frontend_queue_setup(struct vu_frontend *f, unsigned q, unsigned size);
 /* GET_VRING_BASE: stops the ring. */
 int vu_frontend_queue_stop(struct vu_frontend *f, unsigned q, uint16_t *ret_base);
-/* Adds a chain (readable buffers first) and makes it available; 
+/* Adds a chain (readable buffers first) and makes it available;
  * -ENOSPC without free descriptors. */
 int vu_frontend_queue_add(struct vu_frontend *f, unsigned q, const struct vu_buf *bufs, unsigned n,
 			  bool indirect, uint16_t *ret_head);

@@ -5,11 +5,11 @@
  * arrived with the message (bits 2-5; fd slots hold -1, nothing is opened or closed). The
  * rest is the message as it came off the socket.
  */
+#include "message.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "message.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,15 +6,15 @@
  * the guest made available is popped (or the queue breaks), its buffers are touched and it
  * is pushed back.
  */
+#include "virtqueue.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "virtqueue.h"
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MEM_GPA	 0x10000u
+#define MEM_GPA  0x10000u
 #define MEM_SIZE 0x10000u
 
 int

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "message.h"
 
+#include "macro.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include "macro.h"
 
 void
 vu_msg_init(struct vu_msg *msg, uint32_t request, uint32_t flags, uint32_t size)
@@ -78,7 +78,8 @@ validate_mem_table(const struct vu_msg *msg)
 		uint64_t end;
 
 		if (!range_ok(r->gpa, r->size) || !range_ok(r->uaddr, r->size) ||
-		    __builtin_add_overflow(r->mmap_offset, r->size, &end) || end > (uint64_t)SIZE_MAX)
+		    __builtin_add_overflow(r->mmap_offset, r->size, &end) ||
+		    end > (uint64_t)SIZE_MAX)
 			return -EBADMSG;
 		for (uint32_t j = 0; j < i; j++) {
 			const struct vu_mem_region *o = &mt->regions[j];

@@ -68,20 +68,20 @@ enum vu_protocol_feature {
 /* The virtio feature bit that says GET/SET_PROTOCOL_FEATURES exist. */
 #define VU_F_PROTOCOL_FEATURES 30
 
-#define VU_FLAG_VERSION	   0x1u
+#define VU_FLAG_VERSION      0x1u
 #define VU_FLAG_VERSION_MASK 0x3u
-#define VU_FLAG_REPLY	   (1u << 2)
-#define VU_FLAG_NEED_REPLY (1u << 3)
+#define VU_FLAG_REPLY        (1u << 2)
+#define VU_FLAG_NEED_REPLY   (1u << 3)
 
 /* vring index and "no fd" flag of SET_VRING_KICK/CALL/ERR's u64. */
 #define VU_VRING_IDX_MASK 0xffu
-#define VU_VRING_NOFD	  (1u << 8)
+#define VU_VRING_NOFD     (1u << 8)
 
 #define VU_MAX_MEM_REGIONS 8   /* the protocol's baseline, = GUEST_MEM_MAX_REGIONS */
-#define VU_MAX_FDS	   8   /* fds accepted with one message; more ends the connection */
+#define VU_MAX_FDS         8   /* fds accepted with one message; more ends the connection */
 #define VU_MAX_CONFIG_SIZE 256 /* virtio config space bytes */
-#define VU_MAX_SHMEM	   256 /* VIRTIO shared memory region ids */
-#define VU_MAX_QUEUES	   256 /* a vring index is 8 bits */
+#define VU_MAX_SHMEM       256 /* VIRTIO shared memory region ids */
+#define VU_MAX_QUEUES      256 /* a vring index is 8 bits */
 
 /* SHMEM_MAP flags. */
 #define VU_SHMEM_MAP_RW 0x1u
@@ -113,7 +113,7 @@ static_assert(sizeof(struct vu_vring_addr) == 40, "vring addr");
 struct vu_mem_region {
 	uint64_t gpa;
 	uint64_t size;
-	uint64_t uaddr;	      /* frontend virtual address */
+	uint64_t uaddr;       /* frontend virtual address */
 	uint64_t mmap_offset; /* offset of the region in its fd */
 };
 static_assert(sizeof(struct vu_mem_region) == 32, "memory region");

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "virtqueue.h"
 
+#include "macro.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <linux/virtio_ring.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "macro.h"
 
 uint64_t
 vu_virtq_desc_bytes(unsigned size)
@@ -122,7 +122,8 @@ add_buffer(struct vu_virtq *vq, struct vu_elem **pelem, uint64_t gpa, uint32_t l
 			return fail(vq, VU_VIRTQ_ERR_BAD_ADDRESS);
 		chunk = MIN(left, r->size - (gpa - r->gpa));
 		if (elem->n_iov == elem->cap_iov) {
-			/* At most 4 iovecs per allowed descriptor: a hostile layout stays bounded. */
+			/* At most 4 iovecs per allowed descriptor: a hostile layout stays bounded.
+			 */
 			unsigned cap = elem->cap_iov * 2;
 			struct vu_elem *n;
 			if (elem->cap_iov >= 4 * vq->size)

@@ -12,12 +12,12 @@
  */
 #pragma once
 
+#include "guest-mem.h"
+#include "iov.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
-
-#include "guest-mem.h"
-#include "iov.h"
 
 /* Largest queue: the split ring's limit. */
 #define VU_VIRTQ_MAX_SIZE 32768u
@@ -25,13 +25,13 @@
 /* Why a queue broke (vu_virtq.broken_reason). */
 enum vu_virtq_error {
 	VU_VIRTQ_OK = 0,
-	VU_VIRTQ_ERR_AVAIL_IDX,	     /* avail->idx moved more than the queue size */
-	VU_VIRTQ_ERR_HEAD_RANGE,     /* a head or next index ≥ the queue size */
-	VU_VIRTQ_ERR_CHAIN_LENGTH,   /* a chain (loop) longer than the queue size */
-	VU_VIRTQ_ERR_BAD_ADDRESS,    /* a buffer or indirect table outside guest memory */
-	VU_VIRTQ_ERR_ORDER,	     /* a device-readable descriptor after a writable one */
-	VU_VIRTQ_ERR_INDIRECT,	     /* nested indirect, INDIRECT with NEXT, or a bad table size */
-	VU_VIRTQ_ERR_USED_ID,	     /* the device pushed an id it was not given (device bug) */
+	VU_VIRTQ_ERR_AVAIL_IDX,    /* avail->idx moved more than the queue size */
+	VU_VIRTQ_ERR_HEAD_RANGE,   /* a head or next index ≥ the queue size */
+	VU_VIRTQ_ERR_CHAIN_LENGTH, /* a chain (loop) longer than the queue size */
+	VU_VIRTQ_ERR_BAD_ADDRESS,  /* a buffer or indirect table outside guest memory */
+	VU_VIRTQ_ERR_ORDER,        /* a device-readable descriptor after a writable one */
+	VU_VIRTQ_ERR_INDIRECT,     /* nested indirect, INDIRECT with NEXT, or a bad table size */
+	VU_VIRTQ_ERR_USED_ID,      /* the device pushed an id it was not given (device bug) */
 };
 
 struct vring_desc;
@@ -45,9 +45,9 @@ struct vu_virtq {
 	struct vring_avail *avail;
 	struct vring_used *used;
 	uint16_t last_avail_idx; /* next avail entry to pop */
-	uint16_t used_idx;	 /* next used entry to fill */
-	unsigned in_flight;	 /* popped and not pushed */
-	int call_fd;		 /* borrowed eventfd, -1 for none */
+	uint16_t used_idx;       /* next used entry to fill */
+	unsigned in_flight;      /* popped and not pushed */
+	int call_fd;             /* borrowed eventfd, -1 for none */
 	enum vu_virtq_error broken;
 };
 
@@ -58,7 +58,7 @@ struct vu_virtq {
  */
 struct vu_elem {
 	uint16_t head;
-	unsigned queue;	 /* set by the backend: which queue this came from */
+	unsigned queue;      /* set by the backend: which queue this came from */
 	uint64_t generation; /* set by the backend: the connection/ring it belongs to */
 	struct cb_request req;
 	unsigned n_iov;

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "echo-device.h"
 
+#include "macro.h"
+#include "testutil.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "macro.h"
-#include "testutil.h"
 
 static int
 set_features(void *data, uint64_t features)
@@ -129,7 +129,7 @@ handle(void *data, unsigned queue, struct vu_elem *elem)
 	}
 	memcpy(&arg, hdr + 8, 8);
 	arg = le64toh(arg);
-	if (hdr[0] > ECHO_OP_HOLD) {
+	if (hdr[0] > ECHO_OP_RELEASE) {
 		result = (int32_t)htole32((uint32_t)-ENOTTY);
 		written = (uint32_t)iov_from_buf(req->out, req->n_out, 0, &result, 4);
 		vu_backend_complete(d->backend, elem, written);
@@ -175,6 +175,19 @@ handle(void *data, unsigned queue, struct vu_elem *elem)
 		}
 		result = -EBUSY;
 		break;
+	case ECHO_OP_RELEASE:
+		if (d->held[queue] == NULL) {
+			result = -ENOENT;
+			break;
+		} else {
+			struct vu_elem *held = d->held[queue];
+			uint32_t v = htole32(ECHO_RELEASED);
+			size_t n = iov_from_buf(held->req.out, held->req.n_out, 0, &v, 4);
+
+			d->held[queue] = NULL;
+			result = vu_backend_complete(d->backend, held, (uint32_t)n);
+		}
+		break;
 	}
 	result = (int32_t)htole32((uint32_t)result);
 	written = (uint32_t)iov_from_buf(req->out, req->n_out, 0, &result, sizeof(result));
@@ -199,6 +212,7 @@ start(int fd)
 		.config_size = ECHO_CONFIG_SIZE,
 		.n_shmem = 1,
 		.shmem_sizes = shmem_sizes,
+		.require_sealed_memory = true,
 		.set_features = set_features,
 		.get_config = get_config,
 		.set_config = set_config,

@@ -11,16 +11,17 @@
  *   UNMAP    unmaps 8 KiB at offset arg of region 0; writes the result.
  *   OBJ_ADD  / OBJ_REMOVE: data is a UUID, sent as SHARED_OBJECT_ADD/REMOVE; writes the result.
  *   HOLD     keeps the request; it is completed when its queue stops (which must fail with
- *            -ESTALE, recorded in stale_completions).
+ *            -ESTALE, recorded in stale_completions) or by RELEASE.
+ *   RELEASE  writes le32 ECHO_RELEASED into the held request and completes it, then itself.
  * Config space: 16 bytes, le32 magic at 0, le32 count of requests at 4 (read-only), 8 free
  * bytes at 8.
  */
 #pragma once
 
+#include "backend.h"
+
 #include <glib.h>
 #include <stdint.h>
-
-#include "backend.h"
 
 enum echo_op {
 	ECHO_OP_ECHO = 0,
@@ -29,15 +30,19 @@ enum echo_op {
 	ECHO_OP_OBJ_ADD = 3,
 	ECHO_OP_OBJ_REMOVE = 4,
 	ECHO_OP_HOLD = 5,
+	ECHO_OP_RELEASE = 6,
 };
 
-#define ECHO_MAGIC	  0xc0ffee01u
-#define ECHO_CONFIG_SIZE  16u
-#define ECHO_SHMEM_SIZE	  (1u << 20)
-#define ECHO_MAP_LEN	  8192u
-#define ECHO_FEATURE_BIT  3 /* a device feature bit the device offers */
-#define ECHO_N_QUEUES	  2
-#define ECHO_MAX_QUEUE	  256
+/* What RELEASE writes into the held request's writable buffer. */
+#define ECHO_RELEASED 0x12345678u
+
+#define ECHO_MAGIC       0xc0ffee01u
+#define ECHO_CONFIG_SIZE 16u
+#define ECHO_SHMEM_SIZE  (1u << 20)
+#define ECHO_MAP_LEN     8192u
+#define ECHO_FEATURE_BIT 3 /* a device feature bit the device offers */
+#define ECHO_N_QUEUES    2
+#define ECHO_MAX_QUEUE   256
 
 struct echo_device {
 	struct vu_backend *backend;
@@ -62,7 +67,7 @@ struct echo_device {
 	struct vu_elem *held[ECHO_N_QUEUES];
 };
 
-/* Starts the device listening (fails the test on error). */
+/* Starts the device listening (fails the test on error); guest memory must be sealed. */
 struct echo_device *echo_device_start(void);
 /* Serves a connected socket (taken) instead. */
 struct echo_device *echo_device_start_adopted(int fd);

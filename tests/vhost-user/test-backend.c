@@ -4,6 +4,10 @@
  * thread behind a real unix socket, the frontend drives it with guest RAM in a memfd, rings
  * in that RAM and eventfds.
  */
+#include "echo-device.h"
+#include "frontend.h"
+#include "testutil.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,20 +20,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "echo-device.h"
-#include "frontend.h"
-#include "testutil.h"
-
 #define RAM_SIZE   (8u << 20)
-#define QSIZE	   64
+#define QSIZE      64
 #define TIMEOUT_MS 10000
 
-static const uint64_t all_protocol = (1ull << VU_PROTOCOL_F_MQ) |
-				     (1ull << VU_PROTOCOL_F_REPLY_ACK) |
-				     (1ull << VU_PROTOCOL_F_BACKEND_REQ) |
-				     (1ull << VU_PROTOCOL_F_CONFIG) |
-				     (1ull << VU_PROTOCOL_F_SHARED_OBJECT) |
-				     (1ull << VU_PROTOCOL_F_SHMEM);
+static const uint64_t all_protocol =
+	(1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |
+	(1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |
+	(1ull << VU_PROTOCOL_F_SHARED_OBJECT) | (1ull << VU_PROTOCOL_F_SHMEM);
 
 static struct vu_frontend *
 fe_connect(struct echo_device *d, uint64_t protocol, unsigned n_regions)
@@ -81,8 +79,8 @@ split(struct vu_buf *bufs, unsigned at, uint64_t gpa, size_t len, unsigned n, bo
 
 	for (unsigned i = 0; i < n; i++) {
 		size_t l = i + 1 == n ? len - piece * i : piece;
-		bufs[at++] = (struct vu_buf){.gpa = gpa + piece * i, .len = (uint32_t)l,
-					     .writable = writable};
+		bufs[at++] = (struct vu_buf){
+			.gpa = gpa + piece * i, .len = (uint32_t)l, .writable = writable};
 	}
 	return at;
 }
@@ -245,9 +243,9 @@ test_in_flight(void)
 		g_assert_cmpint(vu_frontend_queue_add(f, 0, bufs, 2, i >= N_DIRECT, &heads[i]), ==,
 				0);
 	}
-	g_assert_cmpint(vu_frontend_queue_add(f, 0, (struct vu_buf[]){{.gpa = a[0].in_gpa,
-									 .len = 16}},
-					      1, false, NULL),
+	g_assert_cmpint(vu_frontend_queue_add(f, 0,
+					      (struct vu_buf[]){{.gpa = a[0].in_gpa, .len = 16}}, 1,
+					      false, NULL),
 			==, -ENOSPC);
 	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
 	for (unsigned i = 0; i < N; i++) {
@@ -373,6 +371,58 @@ test_stop_ring(void)
 	g_assert_cmpint(echo_device_stop(d), ==, 0);
 }
 
+/* A new memory table while the device holds a request: its buffers stay valid. */
+static void
+test_mem_table_in_flight(void)
+{
+	struct echo_device *d = echo_device_start();
+	struct vu_frontend *f = fe_connect(d, all_protocol, 2);
+	struct vu_buf bufs[2], rel[2];
+	struct area held, a;
+	uint16_t head, got, rel_head;
+	uint32_t used, v;
+
+	area_alloc(f, &held, 64);
+	area_alloc(f, &a, 64);
+	put_header(f, &held, ECHO_OP_HOLD, 0);
+	bufs[0] = (struct vu_buf){.gpa = held.in_gpa, .len = 16};
+	bufs[1] = (struct vu_buf){.gpa = held.out_gpa, .len = 4, .writable = true};
+	g_assert_cmpint(vu_frontend_queue_add(f, 0, bufs, 2, false, &head), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, 100, NULL, NULL), ==, -ETIMEDOUT);
+	for (unsigned i = 0; i < 4; i++)
+		g_assert_cmpint(vu_frontend_set_mem_table(f), ==, 0);
+	/* The held request is written through the old mapping, the new one serves the rest. */
+	echo(f, 0, &a, 32, 1, 1, false, 3);
+	put_header(f, &a, ECHO_OP_RELEASE, 0);
+	rel[0] = (struct vu_buf){.gpa = a.in_gpa, .len = 16};
+	rel[1] = (struct vu_buf){.gpa = a.out_gpa, .len = 4, .writable = true};
+	g_assert_cmpint(vu_frontend_queue_add(f, 0, rel, 2, false, &rel_head), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, TIMEOUT_MS, &got, &used), ==, 0);
+	g_assert_cmpuint(got, ==, head);
+	g_assert_cmpuint(used, ==, 4);
+	memcpy(&v, vu_frontend_ram(f, held.out_gpa, 4), 4);
+	g_assert_cmphex(le32toh(v), ==, ECHO_RELEASED);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, TIMEOUT_MS, &got, &used), ==, 0);
+	g_assert_cmpuint(got, ==, rel_head);
+	memcpy(&v, vu_frontend_ram(f, a.out_gpa, 4), 4);
+	g_assert_cmpint(le32toh(v), ==, 0);
+	/* Tables pile up only while requests are held: a fifth is one too many. */
+	g_assert_cmpint(vu_frontend_set_mem_table(f), ==, 0);
+	put_header(f, &held, ECHO_OP_HOLD, 0);
+	g_assert_cmpint(vu_frontend_queue_add(f, 0, bufs, 2, false, &head), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, 100, NULL, NULL), ==, -ETIMEDOUT);
+	for (unsigned i = 0; i < 4; i++)
+		g_assert_cmpint(vu_frontend_set_mem_table(f), ==, 0);
+	g_assert_cmpint(vu_frontend_set_mem_table(f), <, 0);
+	g_assert_cmpint(echo_device_wait_ended(d, 1), ==, -EBADMSG);
+	vu_frontend_free(f);
+	assert_serves_next(d);
+	g_assert_cmpint(echo_device_stop(d), ==, 0);
+}
+
 static void
 test_unsupported_request(void)
 {
@@ -434,9 +484,10 @@ static void
 test_shmem_not_negotiated(void)
 {
 	struct echo_device *d = echo_device_start();
-	struct vu_frontend *f = fe_connect(
-		d, all_protocol & ~((1ull << VU_PROTOCOL_F_SHMEM) | (1ull << VU_PROTOCOL_F_SHARED_OBJECT)),
-		1);
+	struct vu_frontend *f = fe_connect(d,
+					   all_protocol & ~((1ull << VU_PROTOCOL_F_SHMEM) |
+							    (1ull << VU_PROTOCOL_F_SHARED_OBJECT)),
+					   1);
 	uint8_t uuid[16] = {1};
 	struct area a;
 
@@ -486,6 +537,7 @@ enum bad_msg {
 	BAD_MEM_BEYOND_FD,
 	BAD_MEM_NOT_A_FILE,
 	BAD_MEM_OVERLAP,
+	BAD_MEM_UNSEALED,
 	BAD_VRING_NUM_NOT_POW2,
 	BAD_VRING_NUM_TOO_BIG,
 	BAD_VRING_NUM_RUNNING,
@@ -495,6 +547,8 @@ enum bad_msg {
 	BAD_VRING_BASE_RANGE,
 	BAD_KICK_EXTRA_BITS,
 	BAD_KICK_MISSING_FD,
+	BAD_KICK_NOT_EVENTFD,
+	BAD_CALL_NOT_EVENTFD,
 	BAD_ENABLE_VALUE,
 	BAD_TOO_MANY_FDS,
 	BAD_CONFIG_OVERSIZED,
@@ -515,6 +569,7 @@ static const char *const bad_msg_names[N_BAD_MSG] = {
 	[BAD_MEM_BEYOND_FD] = "mem-table-beyond-fd",
 	[BAD_MEM_NOT_A_FILE] = "mem-table-not-a-file",
 	[BAD_MEM_OVERLAP] = "mem-table-overlap",
+	[BAD_MEM_UNSEALED] = "mem-table-unsealed",
 	[BAD_VRING_NUM_NOT_POW2] = "vring-num-not-power-of-two",
 	[BAD_VRING_NUM_TOO_BIG] = "vring-num-too-big",
 	[BAD_VRING_NUM_RUNNING] = "vring-num-while-running",
@@ -524,6 +579,8 @@ static const char *const bad_msg_names[N_BAD_MSG] = {
 	[BAD_VRING_BASE_RANGE] = "vring-base-range",
 	[BAD_KICK_EXTRA_BITS] = "kick-extra-bits",
 	[BAD_KICK_MISSING_FD] = "kick-missing-fd",
+	[BAD_KICK_NOT_EVENTFD] = "kick-not-eventfd",
+	[BAD_CALL_NOT_EVENTFD] = "call-not-eventfd",
 	[BAD_ENABLE_VALUE] = "enable-value",
 	[BAD_TOO_MANY_FDS] = "too-many-fds",
 	[BAD_CONFIG_OVERSIZED] = "config-oversized",
@@ -603,11 +660,18 @@ send_bad(struct vu_frontend *f, enum bad_msg kind)
 			m.payload.mem.regions[0].size = RAM_SIZE * 2ull;
 		m.n_fds = kind == BAD_MEM_FD_MISMATCH ? 1 : n;
 		for (unsigned i = 0; i < m.n_fds; i++)
-			m.fds[i] = kind == BAD_MEM_NOT_A_FILE ? eventfd(0, EFD_CLOEXEC)
-							      : fcntl(vu_frontend_ram_fd(f),
-								      F_DUPFD_CLOEXEC, 0);
+			m.fds[i] = kind == BAD_MEM_NOT_A_FILE
+					   ? eventfd(0, EFD_CLOEXEC)
+					   : fcntl(vu_frontend_ram_fd(f), F_DUPFD_CLOEXEC, 0);
 		break;
 	}
+	case BAD_MEM_UNSEALED:
+		vu_msg_init(&m, VU_REQ_SET_MEM_TABLE, 0, 8 + 32);
+		m.payload.mem.n_regions = 1;
+		m.payload.mem.regions[0] = (struct vu_mem_region){.size = 65536, .uaddr = 0x100000};
+		m.fds[0] = cb_test_memfd_unsealed("unsealed", NULL, 65536);
+		m.n_fds = 1;
+		break;
 	case BAD_VRING_NUM_NOT_POW2:
 		state_msg(&m, VU_REQ_SET_VRING_NUM, 1, 100);
 		break;
@@ -634,7 +698,8 @@ send_bad(struct vu_frontend *f, enum bad_msg kind)
 			.index = 1,
 			.desc = base + (kind == BAD_VRING_ADDR_MISALIGNED ? 8 : 0),
 			.avail = base + 1024,
-			.used = kind == BAD_VRING_ADDR_UNMAPPED ? base + RAM_SIZE * 4ull : base + 2048,
+			.used = kind == BAD_VRING_ADDR_UNMAPPED ? base + RAM_SIZE * 4ull
+								: base + 2048,
 		};
 		send_msg_raw(f, &m);
 		vu_msg_init(&m, VU_REQ_SET_VRING_KICK, 0, 8);
@@ -659,6 +724,22 @@ send_bad(struct vu_frontend *f, enum bad_msg kind)
 		vu_msg_init(&m, VU_REQ_SET_VRING_KICK, 0, 8);
 		m.payload.u64 = 1;
 		break;
+	case BAD_KICK_NOT_EVENTFD:
+	case BAD_CALL_NOT_EVENTFD: {
+		int p[2];
+
+		/* A pipe's read end: read would block, EOF would wake epoll forever. */
+		g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+		close(p[1]);
+		vu_msg_init(&m,
+			    kind == BAD_KICK_NOT_EVENTFD ? VU_REQ_SET_VRING_KICK
+							 : VU_REQ_SET_VRING_CALL,
+			    0, 8);
+		m.payload.u64 = 1;
+		m.fds[0] = p[0];
+		m.n_fds = 1;
+		break;
+	}
 	case BAD_ENABLE_VALUE:
 		state_msg(&m, VU_REQ_SET_VRING_ENABLE, 0, 7);
 		break;
@@ -765,8 +846,10 @@ static const char *const bad_ring_names[N_BAD_RING] = {
 static struct vring_desc
 desc(uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	return (struct vring_desc){.addr = htole64(addr), .len = htole32(len),
-				   .flags = htole16(flags), .next = htole16(next)};
+	return (struct vring_desc){.addr = htole64(addr),
+				   .len = htole32(len),
+				   .flags = htole16(flags),
+				   .next = htole16(next)};
 }
 
 static void
@@ -883,8 +966,8 @@ test_ring_limits(void)
 	area_alloc(f, &a, 64);
 	put_header(f, &a, ECHO_OP_ECHO, 0);
 	for (unsigned i = 0; i < QSIZE; i++) {
-		uint16_t flags = (i + 1 < QSIZE ? VRING_DESC_F_NEXT : 0) |
-				 (i >= 2 ? VRING_DESC_F_WRITE : 0);
+		uint16_t flags =
+			(i + 1 < QSIZE ? VRING_DESC_F_NEXT : 0) | (i >= 2 ? VRING_DESC_F_WRITE : 0);
 		uint64_t addr = i == 0 ? a.in_gpa : i == 1 ? a.in_gpa + 16 : a.out_gpa;
 		t[i] = desc(addr, i == 0 ? 16 : 1, flags, i + 1);
 	}
@@ -976,6 +1059,7 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/reconnect", test_reconnect);
 	cb_test_add("/vhost-user/backend/stop-ring", test_stop_ring);
 	cb_test_add("/vhost-user/backend/unsupported-request", test_unsupported_request);
+	cb_test_add("/vhost-user/backend/mem-table-in-flight", test_mem_table_in_flight);
 	cb_test_add("/vhost-user/backend/shmem", test_shmem);
 	cb_test_add("/vhost-user/backend/shmem-not-negotiated", test_shmem_not_negotiated);
 	cb_test_add("/vhost-user/backend/shared-object", test_shared_object);
@@ -983,7 +1067,8 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/sigterm", test_sigterm);
 	cb_test_add("/vhost-user/backend/adopt", test_adopt);
 	for (unsigned i = 0; i < N_BAD_MSG; i++) {
-		char *path = g_strdup_printf("/vhost-user/backend/bad-message/%s", bad_msg_names[i]);
+		char *path =
+			g_strdup_printf("/vhost-user/backend/bad-message/%s", bad_msg_names[i]);
 		cb_test_add_data(path, GUINT_TO_POINTER(i), test_bad_message);
 		g_free(path);
 	}

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The vhost-user wire format: validation per request, and socket I/O with fds. */
+#include "message.h"
+#include "testutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include "message.h"
-#include "testutil.h"
 
 static void
 msg_with(struct vu_msg *m, uint32_t request, uint32_t size, unsigned n_fds)
@@ -204,8 +204,7 @@ test_replies(void)
 	vu_msg_init(&req, VU_REQ_GET_SHMEM_CONFIG, 0, 0);
 	vu_msg_make_reply(&m, &req, sizeof(struct vu_shmem_config));
 	m.payload.shmem_config.n_regions = 257;
-	g_assert_cmpint(vu_msg_validate_reply(&m, VU_REQ_GET_SHMEM_CONFIG, false, 0), ==,
-			-EBADMSG);
+	g_assert_cmpint(vu_msg_validate_reply(&m, VU_REQ_GET_SHMEM_CONFIG, false, 0), ==, -EBADMSG);
 }
 
 static void
@@ -261,7 +260,9 @@ test_socket_too_many_fds(void)
 		struct cmsghdr align;
 	} control;
 	struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.b,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = control.b,
 			    .msg_controllen = sizeof(control.b)};
 	struct cmsghdr *c;
 	struct vu_msg got;
