@@ -90,6 +90,11 @@ annexb_change hevc
 ivf_change libvpx vp8-change.ivf
 ivf_change libvpx-vp9 vp9-change.ivf
 
+# 10-bit streams: not decodable into 8-bit NV12/YUV420 pictures (the codec must refuse them
+# cleanly). No references: no frame may come out.
+"${ff[@]}" $(src 64x64 5) -pix_fmt yuv420p10le -c:v libx264 -threads 1 h264-10bit-64x64.h264
+"${ff[@]}" $(src 64x64 5) -pix_fmt yuv420p10le -c:v libvpx-vp9 -threads 1 vp9-10bit-64x64.ivf
+
 for f in h264-176x100.h264 hevc-176x100.hevc vp8-176x100.ivf vp9-176x100.ivf \
 	h264-change.h264 hevc-change.hevc vp8-change.ivf vp9-change.ivf; do
 	md5s "$f"

@@ -762,6 +762,35 @@ test_garbage(void)
 	g_rand_free(rand);
 }
 
+/* 10-bit streams cannot go into 8-bit pictures: no picture asked for, frames reported lost. */
+static void
+test_unsupported(const void *data)
+{
+	const char *name = data;
+	g_autoptr(GBytes) bytes = read_data(name);
+	const uint8_t *b = g_bytes_get_data(bytes, NULL);
+	struct run r = {0};
+
+	for (unsigned i = 0; i < MAX_PICS; i++)
+		r.pics[i].fd = -1;
+	r.coded = coded_format_of(name);
+	r.capture = V4L2_PIX_FMT_NV12;
+	r.out_ts = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+	g_assert_cmpint(codec_new(r.coded, r.capture, &callbacks, &r, &r.codec), ==, 0);
+	if (g_str_has_suffix(name, ".ivf")) {
+		g_autoptr(GArray) units = split_ivf(bytes);
+		feed_units(&r, bytes, units, 0, units->len);
+	} else {
+		g_assert_cmpint(codec_decode(r.codec, b, g_bytes_get_size(bytes), 1), ==, 0);
+	}
+	g_assert_cmpint(codec_drain(r.codec), ==, 0);
+	g_assert_cmpuint(r.n_info, ==, 0);
+	g_assert_cmpuint(r.get_calls, ==, 0);
+	g_assert_cmpuint(r.n_done, ==, 0);
+	g_assert_cmpuint(r.n_lost, >, 0);
+	run_finish(&r);
+}
+
 /* get_picture -EAGAIN now and then: those frames are reported lost, the others are right. */
 static void
 test_eagain(const void *data)
@@ -895,6 +924,10 @@ main(int argc, char **argv)
 	cb_test_add_data("/codec/avcodec/corrupt/vp8", "vp8-176x100.ivf", test_corrupt);
 	cb_test_add_data("/codec/avcodec/corrupt/vp9", "vp9-176x100.ivf", test_corrupt);
 	cb_test_add("/codec/avcodec/garbage", test_garbage);
+	cb_test_add_data("/codec/avcodec/unsupported/h264-10bit", "h264-10bit-64x64.h264",
+			 test_unsupported);
+	cb_test_add_data("/codec/avcodec/unsupported/vp9-10bit", "vp9-10bit-64x64.ivf",
+			 test_unsupported);
 	cb_test_add_data("/codec/avcodec/eagain/h264", "h264-176x100.h264", test_eagain);
 	cb_test_add_data("/codec/avcodec/eagain/vp9", "vp9-176x100.ivf", test_eagain);
 	cb_test_add_data("/codec/avcodec/canceled/h264", "h264-176x100.h264", test_canceled);
