@@ -597,6 +597,7 @@ vu_frontend_negotiate(struct vu_frontend *f, uint64_t want, uint64_t want_protoc
 			close(sv[0]);
 			return r;
 		}
+		safe_close(f->backend_fd);
 		f->backend_fd = sv[0];
 	}
 	r = set_u64(f, VU_REQ_SET_FEATURES, ack);

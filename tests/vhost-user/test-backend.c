@@ -424,6 +424,30 @@ test_mem_table_in_flight(void)
 }
 
 static void
+test_reset_owner(void)
+{
+	struct echo_device *d = echo_device_start();
+	struct vu_frontend *f = fe_connect(d, all_protocol, 1);
+	struct vu_msg msg;
+	struct area a;
+
+	area_alloc(f, &a, 64);
+	echo(f, 0, &a, 64, 1, 1, false, 1);
+	vu_msg_init(&msg, VU_REQ_RESET_OWNER, 0, 0);
+	g_assert_cmpint(vu_frontend_request(f, &msg, true, NULL), ==, 0);
+	g_mutex_lock(&d->lock);
+	g_assert_cmpuint(d->resets, ==, 1);
+	g_assert_cmpuint(d->queue_stops, ==, 1);
+	g_mutex_unlock(&d->lock);
+	/* The same connection sets the device up again. */
+	g_assert_cmpint(vu_frontend_negotiate(f, 0, all_protocol), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_setup(f, 0, QSIZE), ==, 0);
+	echo(f, 0, &a, 64, 1, 1, true, 2);
+	vu_frontend_free(f);
+	g_assert_cmpint(echo_device_stop(d), ==, 0);
+}
+
+static void
 test_unsupported_request(void)
 {
 	struct echo_device *d = echo_device_start();
@@ -1059,6 +1083,7 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/reconnect", test_reconnect);
 	cb_test_add("/vhost-user/backend/stop-ring", test_stop_ring);
 	cb_test_add("/vhost-user/backend/unsupported-request", test_unsupported_request);
+	cb_test_add("/vhost-user/backend/reset-owner", test_reset_owner);
 	cb_test_add("/vhost-user/backend/mem-table-in-flight", test_mem_table_in_flight);
 	cb_test_add("/vhost-user/backend/shmem", test_shmem);
 	cb_test_add("/vhost-user/backend/shmem-not-negotiated", test_shmem_not_negotiated);
