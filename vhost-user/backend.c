@@ -28,7 +28,14 @@ enum {
 	TAG_STOP = 0,
 	TAG_LISTEN = 1,
 	TAG_CONN = 2,
-	TAG_KICK = 16, /* + queue index */
+	TAG_KICK = 16,    /* + queue index */
+	TAG_WATCH = 1024, /* + watch slot */
+};
+
+struct watch {
+	int fd; /* borrowed, -1 for a free slot */
+	void (*fn)(void *data, int fd);
+	void *data;
 };
 
 struct mapping {
@@ -61,6 +68,7 @@ struct vu_backend {
 
 	int epoll_fd;
 	int stop_fd;
+	struct watch watches[VU_BACKEND_MAX_WATCHES];
 	int listen_fd;
 	char *path;
 	int conn_fd;
@@ -161,6 +169,8 @@ vu_backend_new(const struct vu_backend_device *dev, void *data, struct vu_backen
 	}
 	for (unsigned i = 0; i < dev->n_queues; i++)
 		b->queues[i].kick_fd = b->queues[i].call_fd = b->queues[i].err_fd = -1;
+	for (unsigned i = 0; i < VU_BACKEND_MAX_WATCHES; i++)
+		b->watches[i].fd = -1;
 	guest_mem_init(&b->mem);
 	*ret = b;
 	return 0;
@@ -373,6 +383,44 @@ vu_backend_adopt(struct vu_backend *b, int fd)
 		return -EINVAL;
 	}
 	return start_connection(b, fd);
+}
+
+int
+vu_backend_add_watch(struct vu_backend *b, int fd, void (*fn)(void *data, int fd), void *data)
+{
+	unsigned free_slot = VU_BACKEND_MAX_WATCHES;
+	int r;
+
+	if (b == NULL || fd < 0 || fn == NULL)
+		return -EINVAL;
+	for (unsigned i = 0; i < VU_BACKEND_MAX_WATCHES; i++) {
+		if (b->watches[i].fd == fd)
+			return -EEXIST;
+		if (b->watches[i].fd < 0 && free_slot == VU_BACKEND_MAX_WATCHES)
+			free_slot = i;
+	}
+	if (free_slot == VU_BACKEND_MAX_WATCHES)
+		return -ENOSPC;
+	r = epoll_add(b, fd, TAG_WATCH + free_slot);
+	if (r < 0)
+		return r;
+	b->watches[free_slot] = (struct watch){.fd = fd, .fn = fn, .data = data};
+	return 0;
+}
+
+int
+vu_backend_remove_watch(struct vu_backend *b, int fd)
+{
+	if (b == NULL || fd < 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < VU_BACKEND_MAX_WATCHES; i++) {
+		if (b->watches[i].fd == fd) {
+			epoll_del(b, fd);
+			b->watches[i].fd = -1;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int
@@ -830,6 +878,17 @@ handle_request(struct vu_backend *b, struct vu_msg *msg)
 	case VU_REQ_GET_CONFIG:
 	case VU_REQ_SET_CONFIG:
 		return handle_config(b, msg);
+	case VU_REQ_GPU_SET_SOCKET: {
+		int fd = msg->fds[0];
+
+		msg->fds[0] = -1;
+		msg->n_fds = 0;
+		if (b->dev.gpu_set_socket == NULL) {
+			close(fd);
+			return ack(b, msg, -EOPNOTSUPP);
+		}
+		return ack(b, msg, b->dev.gpu_set_socket(b->data, fd));
+	}
 	case VU_REQ_GET_SHMEM_CONFIG: {
 		struct vu_msg reply;
 
@@ -956,6 +1015,12 @@ vu_backend_dispatch(struct vu_backend *b)
 				return r;
 		} else if (tag == TAG_CONN) {
 			on_conn(b);
+		} else if (tag >= TAG_WATCH && tag < TAG_WATCH + VU_BACKEND_MAX_WATCHES) {
+			struct watch *w = &b->watches[tag - TAG_WATCH];
+			if (w->fd >= 0)
+				w->fn(w->data, w->fd);
+			if (b->pending_error)
+				end_connection(b, b->pending_error, b->pending_why);
 		} else if (tag >= TAG_KICK && tag < TAG_KICK + b->dev.n_queues) {
 			/* A kick fd may have been replaced or the connection ended meanwhile. */
 			if (b->conn_fd >= 0)

@@ -60,6 +60,9 @@ struct vu_backend_device {
 	/* The device must return to its initial state: the connection ended or the frontend
 	 * sent RESET_OWNER. Every queue has been stopped before. May be NULL. */
 	void (*reset)(void *data);
+	/* vhost-user-gpu's GPU_SET_SOCKET: fd (taken) is the display protocol socket. May be
+	 * NULL: the request is then refused and the fd closed. */
+	int (*gpu_set_socket)(void *data, int fd);
 	/* A connection ended; error is 0 for a clean hang-up, else why (-EBADMSG for a
 	 * malformed message, -EIO for a broken ring, ...), and why is a short text. May be NULL. */
 	void (*connection_ended)(void *data, int error, const char *why);
@@ -81,6 +84,15 @@ int vu_backend_adopt(struct vu_backend *b, int fd);
 
 /* The epoll fd to wait on (borrowed, lives as long as b). */
 int vu_backend_get_fd(struct vu_backend *b);
+/*
+ * Adds fd (borrowed; keep it open until removed) to the backend's loop: fn runs from
+ * dispatch when it is readable, e.g. an eventfd a worker thread signals when it finished
+ * requests the device must complete. Up to VU_BACKEND_MAX_WATCHES. -EEXIST, -ENOSPC.
+ */
+#define VU_BACKEND_MAX_WATCHES 16
+int vu_backend_add_watch(struct vu_backend *b, int fd, void (*fn)(void *data, int fd), void *data);
+int vu_backend_remove_watch(struct vu_backend *b, int fd);
+
 /* Does all pending work. 0, -ECONNRESET (see vu_backend_adopt()), -ESHUTDOWN after
  * vu_backend_stop(), or a fatal -errno (e.g. accept failing). */
 int vu_backend_dispatch(struct vu_backend *b);

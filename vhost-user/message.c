@@ -165,6 +165,7 @@ validate_frontend_request(const struct vu_msg *msg)
 	case VU_REQ_SET_VRING_ERR:
 		return validate_vring_fd(msg);
 	case VU_REQ_SET_BACKEND_REQ_FD:
+	case VU_REQ_GPU_SET_SOCKET:
 		return expect(msg, 0, 1);
 	case VU_REQ_GET_CONFIG:
 	case VU_REQ_SET_CONFIG:
@@ -263,6 +264,7 @@ vu_msg_validate_reply(const struct vu_msg *msg, uint32_t request, bool reply_ack
 	case VU_REQ_SET_VRING_ENABLE:
 	case VU_REQ_SET_BACKEND_REQ_FD:
 	case VU_REQ_SET_CONFIG:
+	case VU_REQ_GPU_SET_SOCKET:
 	case VU_REQ_GET_SHARED_OBJECT:
 		/* These have no reply but an ack. */
 		size = 8;
@@ -296,6 +298,7 @@ vu_request_name(uint32_t request, enum vu_channel channel)
 		[VU_REQ_SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
 		[VU_REQ_GET_CONFIG] = "GET_CONFIG",
 		[VU_REQ_SET_CONFIG] = "SET_CONFIG",
+		[VU_REQ_GPU_SET_SOCKET] = "GPU_SET_SOCKET",
 		[VU_REQ_GET_SHARED_OBJECT] = "GET_SHARED_OBJECT",
 		[VU_REQ_GET_SHMEM_CONFIG] = "GET_SHMEM_CONFIG",
 	};

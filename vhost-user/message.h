@@ -40,6 +40,7 @@ enum vu_request {
 	VU_REQ_SET_BACKEND_REQ_FD = 21,
 	VU_REQ_GET_CONFIG = 24,
 	VU_REQ_SET_CONFIG = 25,
+	VU_REQ_GPU_SET_SOCKET = 33, /* vhost-user-gpu: the display protocol socket */
 	VU_REQ_GET_SHARED_OBJECT = 41,
 	VU_REQ_GET_SHMEM_CONFIG = 44,
 };

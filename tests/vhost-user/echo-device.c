@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 static int
@@ -74,9 +75,44 @@ queue_stop(void *data, unsigned queue)
 }
 
 static void
+on_deferred(void *data, int fd)
+{
+	struct echo_device *d = data;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	for (unsigned i = 0; i < d->n_deferred; i++) {
+		struct vu_elem *e = d->deferred[i];
+		int32_t zero = 0;
+		size_t n = iov_from_buf(e->req.out, e->req.n_out, 0, &zero, 4);
+		vu_backend_complete(d->backend, e, (uint32_t)n);
+	}
+	d->n_deferred = 0;
+}
+
+static int
+gpu_set_socket(void *data, int fd)
+{
+	struct echo_device *d = data;
+
+	if (d->gpu_fd >= 0)
+		close(d->gpu_fd);
+	d->gpu_fd = fd;
+	return write(fd, "gpu", 3) == 3 ? 0 : -EIO;
+}
+
+static void
 reset(void *data)
 {
 	struct echo_device *d = data;
+
+	if (d->gpu_fd >= 0)
+		d->gpu_fd = (close(d->gpu_fd), -1);
+	/* Requests of a stopped queue are dropped; their buffers are no longer ours. */
+	for (unsigned i = 0; i < d->n_deferred; i++)
+		vu_elem_free(d->deferred[i]);
+	d->n_deferred = 0;
 
 	g_mutex_lock(&d->lock);
 	d->resets++;
@@ -129,7 +165,7 @@ handle(void *data, unsigned queue, struct vu_elem *elem)
 	}
 	memcpy(&arg, hdr + 8, 8);
 	arg = le64toh(arg);
-	if (hdr[0] > ECHO_OP_RELEASE) {
+	if (hdr[0] > ECHO_OP_DEFER) {
 		result = (int32_t)htole32((uint32_t)-ENOTTY);
 		written = (uint32_t)iov_from_buf(req->out, req->n_out, 0, &result, 4);
 		vu_backend_complete(d->backend, elem, written);
@@ -171,6 +207,15 @@ handle(void *data, unsigned queue, struct vu_elem *elem)
 	case ECHO_OP_HOLD:
 		if (d->held[queue] == NULL) {
 			d->held[queue] = elem;
+			return;
+		}
+		result = -EBUSY;
+		break;
+	case ECHO_OP_DEFER:
+		if (d->n_deferred < G_N_ELEMENTS(d->deferred)) {
+			uint64_t one = 1;
+			d->deferred[d->n_deferred++] = elem;
+			g_assert_cmpint(write(d->defer_fd, &one, 8), ==, 8);
 			return;
 		}
 		result = -EBUSY;
@@ -220,6 +265,7 @@ start(int fd)
 		.queue_stop = queue_stop,
 		.handle = handle,
 		.reset = reset,
+		.gpu_set_socket = gpu_set_socket,
 		.connection_ended = connection_ended,
 	};
 	struct echo_device *d = g_new0(struct echo_device, 1);
@@ -227,6 +273,9 @@ start(int fd)
 
 	g_mutex_init(&d->lock);
 	g_cond_init(&d->cond);
+	d->gpu_fd = -1;
+	d->defer_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g_assert_cmpint(d->defer_fd, >=, 0);
 	d->dir = g_dir_make_tmp("cb-vu-XXXXXX", &error);
 	g_assert_no_error(error);
 	d->path = g_build_filename(d->dir, "device.sock", NULL);
@@ -235,6 +284,8 @@ start(int fd)
 		g_assert_cmpint(vu_backend_adopt(d->backend, fd), ==, 0);
 	else
 		g_assert_cmpint(vu_backend_listen(d->backend, d->path), ==, 0);
+	g_assert_cmpint(vu_backend_add_watch(d->backend, d->defer_fd, on_deferred, d), ==, 0);
+	g_assert_cmpint(vu_backend_add_watch(d->backend, d->defer_fd, on_deferred, d), ==, -EEXIST);
 	d->thread = g_thread_new("echo-device", run, d);
 	return d;
 }
@@ -260,7 +311,12 @@ echo_device_stop(struct echo_device *d)
 	r = GPOINTER_TO_INT(g_thread_join(d->thread));
 	for (unsigned i = 0; i < ECHO_N_QUEUES; i++)
 		vu_elem_free(d->held[i]);
+	g_assert_cmpint(vu_backend_remove_watch(d->backend, d->defer_fd), ==, 0);
+	g_assert_cmpint(vu_backend_remove_watch(d->backend, d->defer_fd), ==, -ENOENT);
 	vu_backend_free(d->backend);
+	close(d->defer_fd);
+	if (d->gpu_fd >= 0)
+		close(d->gpu_fd);
 	g_assert_false(g_file_test(d->path, G_FILE_TEST_EXISTS));
 	g_rmdir(d->dir);
 	g_free(d->dir);

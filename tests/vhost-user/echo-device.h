@@ -13,6 +13,9 @@
  *   HOLD     keeps the request; it is completed when its queue stops (which must fail with
  *            -ESTALE, recorded in stale_completions) or by RELEASE.
  *   RELEASE  writes le32 ECHO_RELEASED into the held request and completes it, then itself.
+ *   DEFER    completes the request later, from a watch on an eventfd (as a device whose
+ *            worker thread finishes requests would), writing le32 0.
+ * GPU_SET_SOCKET: the device writes "gpu" to the socket it is given.
  * Config space: 16 bytes, le32 magic at 0, le32 count of requests at 4 (read-only), 8 free
  * bytes at 8.
  */
@@ -31,6 +34,7 @@ enum echo_op {
 	ECHO_OP_OBJ_REMOVE = 4,
 	ECHO_OP_HOLD = 5,
 	ECHO_OP_RELEASE = 6,
+	ECHO_OP_DEFER = 7,
 };
 
 /* What RELEASE writes into the held request's writable buffer. */
@@ -65,6 +69,10 @@ struct echo_device {
 	uint8_t config[ECHO_CONFIG_SIZE];
 	uint32_t requests;
 	struct vu_elem *held[ECHO_N_QUEUES];
+	struct vu_elem *deferred[64];
+	unsigned n_deferred;
+	int defer_fd; /* eventfd watched by the backend */
+	int gpu_fd;
 };
 
 /* Starts the device listening (fails the test on error); guest memory must be sealed. */

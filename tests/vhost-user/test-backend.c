@@ -448,6 +448,47 @@ test_reset_owner(void)
 }
 
 static void
+test_deferred(void)
+{
+	struct echo_device *d = echo_device_start();
+	struct vu_frontend *f = fe_connect(d, all_protocol, 1);
+	struct area a;
+
+	area_alloc(f, &a, 64);
+	for (unsigned i = 0; i < 10; i++) {
+		memset(vu_frontend_ram(f, a.out_gpa, 4), 0xff, 4);
+		g_assert_cmpint(control(f, &a, ECHO_OP_DEFER, 0, NULL, 0), ==, 0);
+	}
+	vu_frontend_free(f);
+	g_assert_cmpint(echo_device_stop(d), ==, 0);
+}
+
+static void
+test_gpu_socket(void)
+{
+	struct echo_device *d = echo_device_start();
+	struct vu_frontend *f = fe_connect(d, all_protocol, 1);
+	struct vu_msg msg;
+	char buf[4] = {0};
+	int sv[2];
+
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+	vu_msg_init(&msg, VU_REQ_GPU_SET_SOCKET, 0, 0);
+	msg.fds[0] = sv[1];
+	msg.n_fds = 1;
+	g_assert_cmpint(vu_frontend_request(f, &msg, true, NULL), ==, 0);
+	close(sv[1]);
+	g_assert_cmpint(read(sv[0], buf, 3), ==, 3);
+	g_assert_cmpstr(buf, ==, "gpu");
+	vu_frontend_free(f);
+	g_assert_cmpint(echo_device_wait_ended(d, 1), ==, 0);
+	/* The device let go of the socket with the connection. */
+	g_assert_cmpint(read(sv[0], buf, 3), ==, 0);
+	close(sv[0]);
+	g_assert_cmpint(echo_device_stop(d), ==, 0);
+}
+
+static void
 test_unsupported_request(void)
 {
 	struct echo_device *d = echo_device_start();
@@ -1030,6 +1071,7 @@ test_sigterm(void)
 	/* Freeing the backend tears the connection down. */
 	vu_backend_free(d->backend);
 	d->backend = NULL;
+	close(d->defer_fd);
 	g_assert_cmpint(echo_device_wait_ended(d, 1), ==, 0);
 	g_assert_false(g_file_test(d->path, G_FILE_TEST_EXISTS));
 	g_rmdir(d->dir);
@@ -1084,6 +1126,8 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/stop-ring", test_stop_ring);
 	cb_test_add("/vhost-user/backend/unsupported-request", test_unsupported_request);
 	cb_test_add("/vhost-user/backend/reset-owner", test_reset_owner);
+	cb_test_add("/vhost-user/backend/deferred-completion", test_deferred);
+	cb_test_add("/vhost-user/backend/gpu-set-socket", test_gpu_socket);
 	cb_test_add("/vhost-user/backend/mem-table-in-flight", test_mem_table_in_flight);
 	cb_test_add("/vhost-user/backend/shmem", test_shmem);
 	cb_test_add("/vhost-user/backend/shmem-not-negotiated", test_shmem_not_negotiated);
