@@ -6,12 +6,15 @@
  * Buffers are allocated LINEAR: the guest fills them through CPU transfers (mmap of the
  * dma-buf bracketed by DMA_BUF_IOCTL_SYNC) and video decoders write them in place. YUV
  * buffers get the same extra rows as the memfd backend's (gpu_layout_host()) so a decoder
- * can write its padded frame. Protected images ask for GBM_BO_USE_PROTECTED and are never
- * mapped. Opaque blobs need no GPU: they come from the memfd backend.
+ * can write its padded frame. A driver that cannot allocate a YUV format itself (virgl's,
+ * for one) gets one R8 buffer holding all the planes, as minigbm does. Protected images ask
+ * for GBM_BO_USE_PROTECTED and are never mapped. Opaque blobs need no GPU: they come from
+ * the memfd backend.
  */
 #include "backend.h"
 #include "macro.h"
 
+#include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gbm.h>
@@ -23,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <xf86drm.h>
 
 struct gbm_backend {
 	struct gpu_backend base;
@@ -80,36 +84,82 @@ destroy_gbm_buffer(struct gbm_buffer *b)
 }
 
 /* The layout GBM chose; every plane must live in the bo's single dma-buf. */
+/*
+ * Planes of a YUV image allocated as one R8 buffer of luma_rows * 3 / 2 rows (for drivers
+ * that cannot allocate the YUV format itself, as minigbm does): luma, then the chroma
+ * planes with the buffer's stride (NV12/NV21) or half of it (YV12/I420).
+ */
 static int
-read_layout(struct gbm_buffer *b, const struct gpu_buffer_desc *desc)
+layout_from_r8(struct gbm_buffer *b, const struct gpu_format *f, uint32_t luma_rows)
+{
+	struct gpu_layout *l = &b->base.layout;
+	uint32_t stride = gbm_bo_get_stride(b->bo);
+	uint64_t off;
+
+	if (stride == 0 || stride % 2 != 0)
+		return -EINVAL;
+	l->num_planes = f->num_planes;
+	l->planes[0] = (struct gpu_plane_layout){.offset = 0, .stride = stride, .rows = luma_rows};
+	off = (uint64_t)stride * luma_rows;
+	for (unsigned p = 1; p < f->num_planes; p++) {
+		uint32_t cs = f->num_planes == 2 ? stride : stride / 2;
+		l->planes[p] = (struct gpu_plane_layout){
+			.offset = off,
+			.stride = cs,
+			.rows = luma_rows / 2,
+		};
+		off += (uint64_t)cs * (luma_rows / 2);
+	}
+	return 0;
+}
+
+/*
+ * The layout GBM chose; every plane must live in the bo's single dma-buf. r8_luma_rows is
+ * non-zero for a YUV image allocated as R8 (layout_from_r8()).
+ */
+static int
+read_layout(struct gbm_backend *g, struct gbm_buffer *b, const struct gpu_buffer_desc *desc,
+	    uint32_t r8_luma_rows)
 {
 	struct gpu_layout *l = &b->base.layout;
 	int planes = gbm_bo_get_plane_count(b->bo);
 	union gbm_bo_handle h0 = gbm_bo_get_handle_for_plane(b->bo, 0);
 	off_t size;
+	int r;
 
 	if (planes < 1 || planes > GPU_MAX_PLANES)
 		return -EINVAL;
 	l->fourcc = desc->format->fourcc;
 	l->modifier = gbm_bo_get_modifier(b->bo);
+	/* drivers without modifier support say INVALID; we asked for a linear buffer */
+	if (l->modifier == DRM_FORMAT_MOD_INVALID)
+		l->modifier = DRM_FORMAT_MOD_LINEAR;
 	l->width = desc->width;
 	l->height = desc->height;
-	l->num_planes = (uint32_t)planes;
-	for (int p = 0; p < planes; p++) {
-		union gbm_bo_handle h = gbm_bo_get_handle_for_plane(b->bo, p);
-		if (h.u32 != h0.u32)
-			return -EINVAL; /* planes in separate buffers: not one registry entry */
-		l->planes[p].offset = gbm_bo_get_offset(b->bo, p);
-		l->planes[p].stride = gbm_bo_get_stride_for_plane(b->bo, p);
-		l->planes[p].rows = gpu_format_plane_height(desc->format, (unsigned)p,
-							    gbm_bo_get_height(b->bo));
+	if (r8_luma_rows != 0) {
+		r = layout_from_r8(b, desc->format, r8_luma_rows);
+		if (r < 0)
+			return r;
+	} else {
+		l->num_planes = (uint32_t)planes;
+		for (int p = 0; p < planes; p++) {
+			union gbm_bo_handle h = gbm_bo_get_handle_for_plane(b->bo, p);
+			if (h.u32 != h0.u32)
+				return -EINVAL; /* planes in separate buffers: not one entry */
+			l->planes[p].offset = gbm_bo_get_offset(b->bo, p);
+			l->planes[p].stride = gbm_bo_get_stride_for_plane(b->bo, p);
+			l->planes[p].rows = gpu_format_plane_height(desc->format, (unsigned)p,
+								    gbm_bo_get_height(b->bo));
+		}
 	}
-	b->base.fd = gbm_bo_get_fd(b->bo); /* a new dma-buf fd */
-	if (b->base.fd < 0)
-		return -EIO;
-	/* Mesa asks for DRM_CLOEXEC; make sure of it whatever the driver does */
-	if (fcntl(b->base.fd, F_SETFD, FD_CLOEXEC) < 0)
+	/*
+	 * Not gbm_bo_get_fd(): Mesa exports it without DRM_RDWR, and a read-only dma-buf cannot
+	 * be mapped for writing, by us (transfers) or by a consumer (a decoder writing frames).
+	 */
+	if (drmPrimeHandleToFD(g->drm_fd, h0.u32, DRM_CLOEXEC | DRM_RDWR, &b->base.fd) < 0) {
+		b->base.fd = -1;
 		return negative_errno();
+	}
 	size = lseek(b->base.fd, 0, SEEK_END);
 	if (size <= 0)
 		return -EIO;
@@ -124,7 +174,8 @@ gbm_buffer_create(struct gpu_backend *backend, const struct gpu_buffer_desc *des
 	struct gbm_backend *g = (struct gbm_backend *)backend;
 	struct gpu_layout padded;
 	struct gbm_buffer *b;
-	uint32_t flags = GBM_BO_USE_LINEAR;
+	uint32_t flags = GBM_BO_USE_LINEAR, r8_luma_rows = 0;
+	uint32_t alloc_fourcc, alloc_width, alloc_height;
 	int r;
 
 	switch (desc->kind) {
@@ -142,8 +193,19 @@ gbm_buffer_create(struct gpu_backend *backend, const struct gpu_buffer_desc *des
 		flags |= GBM_BO_USE_RENDERING | (desc->scanout ? GBM_BO_USE_SCANOUT : 0);
 	if (desc->protected_)
 		flags |= GBM_BO_USE_PROTECTED;
-	if (!gbm_device_is_format_supported(g->gbm, desc->format->fourcc, flags))
-		return -EINVAL;
+	alloc_fourcc = desc->format->fourcc;
+	alloc_width = desc->width;
+	alloc_height = padded.planes[0].rows;
+	if (!gbm_device_is_format_supported(g->gbm, desc->format->fourcc, flags)) {
+		/* YUV the driver cannot allocate: one R8 buffer with the planes inside */
+		if (!desc->format->yuv ||
+		    !gbm_device_is_format_supported(g->gbm, DRM_FORMAT_R8, flags))
+			return -EINVAL;
+		r8_luma_rows = padded.planes[0].rows;
+		alloc_fourcc = DRM_FORMAT_R8;
+		alloc_width = ALIGN_UP(desc->width, 128u);
+		alloc_height = r8_luma_rows + r8_luma_rows / 2;
+	}
 
 	b = calloc(1, sizeof(*b));
 	if (b == NULL)
@@ -153,14 +215,13 @@ gbm_buffer_create(struct gpu_backend *backend, const struct gpu_buffer_desc *des
 	b->base.protected_ = desc->protected_;
 	b->base.cpu_mappable = !desc->protected_;
 	b->base.map_info = VIRTIO_GPU_MAP_CACHE_WC;
-	b->bo = gbm_bo_create(g->gbm, desc->width, padded.planes[0].rows, desc->format->fourcc,
-			      flags);
+	b->bo = gbm_bo_create(g->gbm, alloc_width, alloc_height, alloc_fourcc, flags);
 	if (b->bo == NULL) {
 		r = negative_errno();
 		free(b);
 		return r;
 	}
-	r = read_layout(b, desc);
+	r = read_layout(g, b, desc, r8_luma_rows);
 	if (r < 0) {
 		destroy_gbm_buffer(b);
 		return r;

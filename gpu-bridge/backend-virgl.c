@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "macro.h"
 
+#include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/dma-buf.h>
@@ -34,10 +35,10 @@ struct virgl_box {
 	uint32_t x, y, z, w, h, d;
 };
 
-/* Gallium bind flags used for the 2D resources we create on the guest's behalf. */
-#define PIPE_BIND_RENDER_TARGET (1u << 1)
-#define PIPE_BIND_SAMPLER_VIEW  (1u << 3)
-#define PIPE_BIND_SCANOUT       (1u << 14)
+/* virgl bind flags (virgl_hw.h) used for the 2D resources created on the guest's behalf. */
+#define VIRGL_BIND_RENDER_TARGET (1u << 1)
+#define VIRGL_BIND_SAMPLER_VIEW  (1u << 3)
+#define VIRGL_BIND_SCANOUT       (1u << 18)
 
 /* How long sync() waits for the renderer before answering anyway. */
 #define SYNC_TIMEOUT_MS 10000
@@ -84,6 +85,44 @@ static struct virgl_renderer_callbacks callbacks = {
 	.get_drm_fd = get_drm_fd,
 };
 
+/*
+ * The export of a GL texture through EGL (virgl_renderer_get_fd_for_texture2), for renderers
+ * that allocate textures without GBM (EXPORT_QUERY then has nothing to say). One plane; the
+ * modifier is not reported, so it is recorded as DRM_FORMAT_MOD_INVALID (implicit).
+ */
+static void
+export_texture(struct virgl_buffer *b, const struct gpu_buffer_desc *desc)
+{
+	struct virgl_renderer_resource_info info;
+	struct gpu_layout *l = &b->base.layout;
+	int fd = -1, stride = 0, offset = 0;
+	off_t size;
+
+	if (desc->format == NULL || desc->format->num_planes != 1 ||
+	    virgl_renderer_resource_get_info((int)b->handle, &info) != 0 || info.tex_id == 0 ||
+	    virgl_renderer_get_fd_for_texture2(info.tex_id, &fd, &stride, &offset) != 0 || fd < 0)
+		return;
+	/* a dma-buf smaller than the image (nested virgl exports its guest stub) is no export */
+	if (stride <= 0 || offset < 0 || (size = lseek(fd, 0, SEEK_END)) <= 0 ||
+	    (uint64_t)size < (uint64_t)offset + (uint64_t)stride * desc->height) {
+		close(fd);
+		return;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	b->base.fd = fd;
+	l->fourcc = desc->format->fourcc;
+	l->modifier = DRM_FORMAT_MOD_INVALID;
+	l->width = desc->width;
+	l->height = desc->height;
+	l->num_planes = 1;
+	l->planes[0] = (struct gpu_plane_layout){
+		.offset = (uint64_t)offset,
+		.stride = (uint32_t)stride,
+		.rows = desc->height,
+	};
+	l->size = (uint64_t)size;
+}
+
 /* Export query for an image: fd and layout. Missing export support leaves fd at -1. */
 static void
 query_export(struct virgl_buffer *b, const struct gpu_buffer_desc *desc)
@@ -98,8 +137,10 @@ query_export(struct virgl_buffer *b, const struct gpu_buffer_desc *desc)
 	struct gpu_layout *l = &b->base.layout;
 	off_t size;
 
-	if (virgl_renderer_execute(&q, sizeof(q)) != 0 || q.out_num_fds == 0 || q.out_fourcc == 0)
+	if (virgl_renderer_execute(&q, sizeof(q)) != 0 || q.out_num_fds == 0 || q.out_fourcc == 0) {
+		export_texture(b, desc);
 		return;
+	}
 	/* one registry entry is one fd: a resource split over several buffers is not exported */
 	for (uint32_t i = 1; i < q.out_num_fds && i < 4; i++) {
 		if (q.out_fds[i] >= 0)
@@ -153,8 +194,8 @@ create_image(struct virgl_backend *v, struct virgl_buffer *b, const struct gpu_b
 		/* RESOURCE_CREATE_2D, as QEMU's virtio-gpu-gl creates it */
 		args.target = 2; /* PIPE_TEXTURE_2D */
 		args.format = desc->format->virgl_format;
-		args.bind = PIPE_BIND_RENDER_TARGET | PIPE_BIND_SAMPLER_VIEW |
-			    (desc->scanout ? PIPE_BIND_SCANOUT : 0);
+		args.bind = VIRGL_BIND_RENDER_TARGET | VIRGL_BIND_SAMPLER_VIEW |
+			    (desc->scanout ? VIRGL_BIND_SCANOUT : 0);
 		args.width = desc->width;
 		args.height = desc->height;
 		args.depth = 1;
@@ -344,10 +385,14 @@ static int
 virgl_ctx_create(struct gpu_backend *backend, uint32_t ctx_id, uint32_t context_init,
 		 const char *name)
 {
+	uint32_t nlen = (uint32_t)strlen(name);
 	int r;
 
-	r = virgl_renderer_context_create_with_flags(ctx_id, context_init, (uint32_t)strlen(name),
-						     name);
+	/* with_flags wants a capset id in context_init; 0 means the classic virgl context */
+	if (context_init == 0)
+		r = virgl_renderer_context_create(ctx_id, nlen, name);
+	else
+		r = virgl_renderer_context_create_with_flags(ctx_id, context_init, nlen, name);
 	return r == 0 ? 0 : -EINVAL;
 }
 
