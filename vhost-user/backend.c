@@ -538,7 +538,7 @@ queue_process(struct vu_backend *b, unsigned i)
 {
 	struct queue *q = &b->queues[i];
 
-	while (q->running && b->pending_error == 0) {
+	while (q->running && q->enabled && b->pending_error == 0) {
 		struct vu_elem *elem;
 		int r = vu_virtq_pop(&q->vq, &elem);
 
@@ -858,10 +858,11 @@ handle_request(struct vu_backend *b, struct vu_msg *msg)
 		q = msg_queue(b, index);
 		if (q == NULL || !(b->features & (1ull << VU_F_PROTOCOL_FEATURES)))
 			return -EBADMSG;
+		/* Disabling only pauses popping: requests in flight still complete. */
 		q->enabled = msg->payload.state.num == 1;
-		if (!q->enabled)
-			queue_stop(b, index);
-		else if (queue_maybe_start(b, index) < 0)
+		if (q->enabled && q->running)
+			queue_process(b, index);
+		else if (q->enabled && queue_maybe_start(b, index) < 0)
 			return -EBADMSG;
 		return ack(b, msg, 0);
 	}

@@ -49,7 +49,8 @@ struct vu_backend_device {
 	/* Reads/writes [offset, offset + len) of config space, within config_size. */
 	int (*get_config)(void *data, uint32_t offset, void *buf, uint32_t len);
 	int (*set_config)(void *data, uint32_t offset, const void *buf, uint32_t len);
-	/* A queue began/stopped processing. After queue_stop the device must not touch the
+	/* A queue began/stopped processing (SET_VRING_ENABLE 0 only pauses a started queue, it
+	 * does not stop it). After queue_stop the device must not touch the
 	 * buffers of elements it still holds from that queue (it may still pass them to
 	 * vu_backend_complete(), which then just frees them). May be NULL. */
 	void (*queue_start)(void *data, unsigned queue);

@@ -145,6 +145,62 @@ def rings():
         write("vhost-user-virtqueue", name, data)
 
 
+# ---- the whole backend: le16 n, n bytes of guest RAM, then a message stream
+
+UADDR = 0x7F0000000000
+
+
+def hdr(request, payload=b"", flags=1):
+    return struct.pack("<III", request, flags, len(payload)) + payload
+
+
+def setup_stream(protocol=0x140228, ack=True):
+    f = 1 | (8 if ack else 0)
+    s = hdr(3, flags=f) + hdr(1) + hdr(15) + hdr(16, u64(protocol), f) + hdr(17)
+    s += hdr(21, flags=f)
+    s += hdr(2, u64(1 << 32 | 1 << 30 | 1 << 28 | 1), f)
+    s += hdr(5, struct.pack("<II", 1, 0) + region(0, 1 << 20, UADDR, 0), f)
+    s += hdr(8, state(0, 16), f) + hdr(10, state(0, 0), f)
+    s += hdr(9, struct.pack("<IIQQQQ", 0, 0, UADDR + 0x1000, UADDR + 0x3000, UADDR + 0x2000, 0), f)
+    s += hdr(13, u64(0), f) + hdr(12, u64(0), f) + hdr(18, state(0, 1), f)
+    return s
+
+
+def guest_ram(descs, heads, tables=()):
+    mem = bytearray(0x5000)
+    for i, (addr, length, flags, nxt) in enumerate(descs):
+        struct.pack_into("<QIHH", mem, 0x1000 + 16 * i, addr, length, flags, nxt)
+    struct.pack_into("<HH", mem, 0x2000, 0, len(heads))
+    for i, h in enumerate(heads):
+        struct.pack_into("<H", mem, 0x2004 + 2 * i, h)
+    for off, data in tables:
+        mem[off:off + len(data)] = data
+    return struct.pack("<H", len(mem)) + bytes(mem)
+
+
+def backend_streams():
+    one = [(0x4000, 64, NEXT, 1), (0x4800, 64, WRITE, 0)]
+    b = {}
+    b["setup"] = guest_ram([], []) + setup_stream()
+    b["one-request"] = guest_ram(one, [0]) + setup_stream()
+    b["indirect"] = guest_ram([(0x3800, 32, INDIRECT, 0)], [0],
+                              [(0x3800, table([(0x4000, 16, NEXT, 1), (0x4800, 16, WRITE, 0)]))]) \
+        + setup_stream()
+    b["loop"] = guest_ram([(0x4000, 16, NEXT, 0)], [0]) + setup_stream()
+    b["no-ack"] = guest_ram(one, [0]) + setup_stream(protocol=0x220, ack=False)
+    b["config-shmem-stop"] = guest_ram(one, [0]) + setup_stream() + hdr(24, struct.pack(
+        "<III", 0, 16, 0) + bytes(16)) + hdr(25, struct.pack("<III", 4, 4, 0) + b"abcd", 9) \
+        + hdr(44) + hdr(11, state(0, 0)) + hdr(4, flags=9)
+    b["remap"] = guest_ram(one, [0]) + setup_stream() + hdr(
+        5, struct.pack("<II", 2, 0) + region(0, 1 << 19, UADDR, 0)
+        + region(1 << 19, 1 << 19, UADDR + (1 << 19), 1 << 19), 9)
+    b["unknown"] = guest_ram([], []) + hdr(200, flags=9) + hdr(6, bytes(16), 9) + hdr(1)
+    b["bad-first"] = guest_ram([], []) + hdr(1, flags=5)
+    for name, data in b.items():
+        write("vhost-user-backend", name, data)
+
+
 if __name__ == "__main__":
     messages()
     rings()
+    backend_streams()

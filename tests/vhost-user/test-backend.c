@@ -489,6 +489,63 @@ test_gpu_socket(void)
 }
 
 static void
+enable(struct vu_frontend *f, unsigned q, unsigned on)
+{
+	struct vu_msg msg;
+
+	vu_msg_init(&msg, VU_REQ_SET_VRING_ENABLE, 0, sizeof(struct vu_vring_state));
+	msg.payload.state = (struct vu_vring_state){.index = q, .num = on};
+	g_assert_cmpint(vu_frontend_request(f, &msg, true, NULL), ==, 0);
+}
+
+/* SET_VRING_ENABLE 0 pauses popping; what the device holds still completes. */
+static void
+test_enable_pause(void)
+{
+	struct echo_device *d = echo_device_start();
+	struct vu_frontend *f = fe_connect(d, all_protocol, 1);
+	struct vu_buf bufs[2], rel[2], eb[2];
+	struct area held, a, e;
+	uint16_t head, got, echo_head;
+	uint32_t used;
+
+	area_alloc(f, &held, 64);
+	area_alloc(f, &a, 64);
+	area_alloc(f, &e, 64);
+	put_header(f, &held, ECHO_OP_HOLD, 0);
+	bufs[0] = (struct vu_buf){.gpa = held.in_gpa, .len = 16};
+	bufs[1] = (struct vu_buf){.gpa = held.out_gpa, .len = 4, .writable = true};
+	g_assert_cmpint(vu_frontend_queue_add(f, 0, bufs, 2, false, &head), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, 100, NULL, NULL), ==, -ETIMEDOUT);
+	enable(f, 0, 0);
+	put_header(f, &e, ECHO_OP_ECHO, 0);
+	eb[0] = (struct vu_buf){.gpa = e.in_gpa, .len = 16 + 8};
+	eb[1] = (struct vu_buf){.gpa = e.out_gpa, .len = 8, .writable = true};
+	g_assert_cmpint(vu_frontend_queue_add(f, 0, eb, 2, false, &echo_head), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, 200, NULL, NULL), ==, -ETIMEDOUT);
+	enable(f, 0, 1);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, TIMEOUT_MS, &got, &used), ==, 0);
+	g_assert_cmpuint(got, ==, echo_head);
+	g_assert_cmpuint(used, ==, 8);
+	put_header(f, &a, ECHO_OP_RELEASE, 0);
+	rel[0] = (struct vu_buf){.gpa = a.in_gpa, .len = 16};
+	rel[1] = (struct vu_buf){.gpa = a.out_gpa, .len = 4, .writable = true};
+	g_assert_cmpint(vu_frontend_queue_add(f, 0, rel, 2, false, NULL), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_kick(f, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, TIMEOUT_MS, &got, &used), ==, 0);
+	g_assert_cmpuint(got, ==, head);
+	g_assert_cmpint(vu_frontend_queue_wait(f, 0, TIMEOUT_MS, NULL, NULL), ==, 0);
+	g_mutex_lock(&d->lock);
+	g_assert_cmpuint(d->queue_stops, ==, 0);
+	g_assert_cmpuint(d->stale_completions, ==, 0);
+	g_mutex_unlock(&d->lock);
+	vu_frontend_free(f);
+	g_assert_cmpint(echo_device_stop(d), ==, 0);
+}
+
+static void
 test_unsupported_request(void)
 {
 	struct echo_device *d = echo_device_start();
@@ -1126,6 +1183,7 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/stop-ring", test_stop_ring);
 	cb_test_add("/vhost-user/backend/unsupported-request", test_unsupported_request);
 	cb_test_add("/vhost-user/backend/reset-owner", test_reset_owner);
+	cb_test_add("/vhost-user/backend/enable-pause", test_enable_pause);
 	cb_test_add("/vhost-user/backend/deferred-completion", test_deferred);
 	cb_test_add("/vhost-user/backend/gpu-set-socket", test_gpu_socket);
 	cb_test_add("/vhost-user/backend/mem-table-in-flight", test_mem_table_in_flight);
