@@ -6,6 +6,7 @@
  * with fenced transfers. Exits 77 (skipped) without /dev/dri/renderD*: it never passes
  * silently.
  */
+#include "crossbuf/crossbuf.h"
 #include "harness.h"
 #include "testutil.h"
 
@@ -117,6 +118,36 @@ check_format(struct gpu_backend *be, uint32_t virgl_format, uint32_t fourcc, boo
 			gpu_cmd_name(type), m == MAP_FAILED ? strerror(errno) : "works");
 	}
 	CHECK(type == VIRTIO_GPU_RESP_OK_NODATA);
+
+	/* registered in a registry, another client resolves it as a dma-buf with our layout */
+	{
+		struct crossbuf_registry *reg;
+		struct crossbuf_client *gpu, *other;
+		struct crossbuf_buffer_info bi;
+		int other_fd = -1;
+
+		CHECK(crossbuf_registry_new(&reg) == 0);
+		CHECK(crossbuf_client_new(&gpu) == 0 && crossbuf_client_new(&other) == 0);
+		CHECK(crossbuf_client_connect_embedded(gpu, reg) == 0);
+		CHECK(crossbuf_client_connect_embedded(other, reg) == 0);
+		CHECK(gpu_device_set_crossbuf_client(dev, gpu) == 0);
+		gpu_device_set_features(dev, gpu_device_get_features(dev));
+		memset(&req, 0, sizeof(req));
+		req.hdr.type = VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID;
+		req.resource.resource_id = 1;
+		type = gpu_device_execute(dev, &req, 0, &resp);
+		fprintf(stderr, "  ASSIGN_UUID: %s\n", gpu_cmd_name(type));
+		CHECK(type == VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+		CHECK(crossbuf_client_lookup(other, resp.uuid.uuid, &bi, &other_fd) == 0);
+		CHECK(bi.fd_kind == CROSSBUF_FD_KIND_DMABUF);
+		CHECK(bi.fourcc == fourcc && bi.num_planes == f->num_planes);
+		CHECK(bi.planes[f->num_planes - 1].offset ==
+		      info.layout.planes[f->num_planes - 1].offset);
+		close(other_fd);
+		crossbuf_client_unref(other);
+		crossbuf_client_unref(gpu);
+		crossbuf_registry_unref(reg);
+	}
 
 	/* another user of the dma-buf sees the guest's first row (linear layout) */
 	map = mmap(NULL, info.layout.size, PROT_READ, MAP_SHARED, fd, 0);
