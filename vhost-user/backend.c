@@ -99,7 +99,8 @@ static uint64_t
 offered_features(const struct vu_backend *b)
 {
 	return b->dev.features | (1ull << VIRTIO_F_VERSION_1) |
-	       (1ull << VIRTIO_RING_F_INDIRECT_DESC) | (1ull << VU_F_PROTOCOL_FEATURES);
+	       (1ull << VIRTIO_RING_F_INDIRECT_DESC) | (1ull << VIRTIO_RING_F_EVENT_IDX) |
+	       (1ull << VU_F_PROTOCOL_FEATURES);
 }
 
 static uint64_t
@@ -500,6 +501,7 @@ queue_map_rings(struct vu_backend *b, unsigned i)
 	q->vq.used_idx = used;
 	q->vq.in_flight = in_flight;
 	q->vq.call_fd = q->call_fd;
+	q->vq.event_idx = b->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 	return 0;
 }
 

@@ -32,6 +32,7 @@ struct fqueue {
 	unsigned n_free;
 	uint16_t *chain_len; /* per head: descriptors to free when used, 0 for raw */
 	uint16_t avail_idx;
+	uint16_t kicked_idx; /* avail_idx at the last kick decision */
 	uint16_t last_used;
 	int kick_fd;
 	int call_fd;
@@ -762,7 +763,7 @@ vu_frontend_queue_setup(struct vu_frontend *f, unsigned qi, unsigned size)
 		q->free[i] = (uint16_t)(size - 1 - i);
 		q->chain_len[i] = 0;
 	}
-	q->avail_idx = q->last_used = 0;
+	q->avail_idx = q->last_used = q->kicked_idx = 0;
 	safe_close(q->kick_fd);
 	safe_close(q->call_fd);
 	q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -888,6 +889,17 @@ vu_frontend_queue_kick(struct vu_frontend *f, unsigned qi)
 
 	if (q == NULL)
 		return -EINVAL;
+	if (f->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) {
+		uint16_t old = q->kicked_idx, avail_event;
+
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_event = le16toh(
+			__atomic_load_n(&((volatile uint16_t *)(void *)&q->used->ring[q->size])[0],
+					__ATOMIC_RELAXED));
+		q->kicked_idx = q->avail_idx;
+		if (!vring_need_event(avail_event, q->avail_idx, old))
+			return 0;
+	}
 	if (write(q->kick_fd, &one, sizeof(one)) < 0)
 		return negative_errno();
 	return 0;
@@ -932,6 +944,15 @@ vu_frontend_queue_wait(struct vu_frontend *f, unsigned qi, int timeout_ms, uint1
 			if (ret_len)
 				*ret_len = le32toh(e.len);
 			return 0;
+		}
+		if (f->features & (1ull << VIRTIO_RING_F_EVENT_IDX)) {
+			/* Interrupt me at the next used element, then look again. */
+			__atomic_store_n(&((volatile uint16_t *)q->avail->ring)[q->size],
+					 htole16(q->last_used), __ATOMIC_RELAXED);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (le16toh(__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE)) !=
+			    q->last_used)
+				continue;
 		}
 		r = wait_fd(f, q->call_fd, timeout_ms);
 		if (r < 0)

@@ -34,7 +34,8 @@ int vu_frontend_set_regions(struct vu_frontend *f, unsigned n_regions);
 
 /*
  * SET_OWNER, feature negotiation (the device features in want that the backend offers, plus
- * VERSION_1, INDIRECT_DESC and PROTOCOL_FEATURES when offered; the protocol features in
+ * VERSION_1, INDIRECT_DESC and PROTOCOL_FEATURES when offered; VIRTIO_RING_F_EVENT_IDX only
+ * if want has it, and then the driver side honours it; the protocol features in
  * want_protocol that it offers), the backend channel when BACKEND_REQ is agreed,
  * SET_MEM_TABLE.
  */

@@ -19,13 +19,13 @@ vu_virtq_desc_bytes(unsigned size)
 uint64_t
 vu_virtq_avail_bytes(unsigned size)
 {
-	return 4 + (uint64_t)size * 2;
+	return 6 + (uint64_t)size * 2;
 }
 
 uint64_t
 vu_virtq_used_bytes(unsigned size)
 {
-	return 4 + (uint64_t)size * sizeof(struct vring_used_elem);
+	return 6 + (uint64_t)size * sizeof(struct vring_used_elem);
 }
 
 bool
@@ -221,8 +221,19 @@ vu_virtq_pop(struct vu_virtq *vq, struct vu_elem **ret_elem)
 	avail_idx = load_avail_idx(vq);
 	if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->size)
 		return fail(vq, VU_VIRTQ_ERR_AVAIL_IDX);
-	if (avail_idx == vq->last_avail_idx)
-		return 0;
+	if (avail_idx == vq->last_avail_idx) {
+		if (!vq->event_idx)
+			return 0;
+		/* Ask for a kick at the next buffer, then look again: one may have come. */
+		__atomic_store_n((uint16_t *)&vq->used->ring[vq->size], htole16(vq->last_avail_idx),
+				 __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = load_avail_idx(vq);
+		if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->size)
+			return fail(vq, VU_VIRTQ_ERR_AVAIL_IDX);
+		if (avail_idx == vq->last_avail_idx)
+			return 0;
+	}
 	head = le16toh(((volatile uint16_t *)vq->avail->ring)[vq->last_avail_idx % vq->size]);
 	if (head >= vq->size)
 		return fail(vq, VU_VIRTQ_ERR_HEAD_RANGE);
@@ -278,9 +289,21 @@ vu_virtq_notify(struct vu_virtq *vq)
 	if (vq->call_fd < 0)
 		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	flags = le16toh(__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED));
-	if (flags & VRING_AVAIL_F_NO_INTERRUPT)
-		return;
+	if (vq->event_idx) {
+		uint16_t used_event = le16toh(__atomic_load_n(
+			&((volatile uint16_t *)vq->avail->ring)[vq->size], __ATOMIC_RELAXED));
+		uint16_t old = vq->signalled_used;
+		bool valid = vq->signalled_valid;
+
+		vq->signalled_used = vq->used_idx;
+		vq->signalled_valid = true;
+		if (valid && !vring_need_event(used_event, vq->used_idx, old))
+			return;
+	} else {
+		flags = le16toh(__atomic_load_n(&vq->avail->flags, __ATOMIC_RELAXED));
+		if (flags & VRING_AVAIL_F_NO_INTERRUPT)
+			return;
+	}
 	while (write(vq->call_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
 }

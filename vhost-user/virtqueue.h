@@ -48,6 +48,9 @@ struct vu_virtq {
 	uint16_t used_idx;       /* next used entry to fill */
 	unsigned in_flight;      /* popped and not pushed */
 	int call_fd;             /* borrowed eventfd, -1 for none */
+	bool event_idx;          /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool signalled_valid;    /* signalled_used holds a value */
+	uint16_t signalled_used; /* used_idx at the last notification decision */
 	enum vu_virtq_error broken;
 };
 
@@ -66,7 +69,7 @@ struct vu_elem {
 	struct iovec iov[];
 };
 
-/* The ring sizes in bytes for a queue of size entries (without the event-idx fields). */
+/* The ring sizes in bytes for a queue of size entries, with the event-idx fields. */
 uint64_t vu_virtq_desc_bytes(unsigned size);
 uint64_t vu_virtq_avail_bytes(unsigned size);
 uint64_t vu_virtq_used_bytes(unsigned size);
@@ -95,7 +98,12 @@ int vu_virtq_pop(struct vu_virtq *vq, struct vu_elem **ret_elem);
  */
 int vu_virtq_push(struct vu_virtq *vq, struct vu_elem *elem, uint32_t written);
 
-/* Signals the call eventfd unless the driver suppressed interrupts. */
+/*
+ * Signals the call eventfd unless the driver suppressed interrupts: with event_idx unless
+ * the used index has not passed the driver's used_event since the last notification,
+ * otherwise unless VRING_AVAIL_F_NO_INTERRUPT is set. With event_idx, vu_virtq_pop() also
+ * publishes avail_event when it finds the ring empty, so the driver kicks only then.
+ */
 void vu_virtq_notify(struct vu_virtq *vq);
 
 /* Frees an element without using it (NULL is fine). Returns NULL. */

@@ -29,6 +29,9 @@ static const uint64_t all_protocol =
 	(1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |
 	(1ull << VU_PROTOCOL_F_SHARED_OBJECT) | (1ull << VU_PROTOCOL_F_SHMEM);
 
+/* Whether frontends ask for VIRTIO_RING_F_EVENT_IDX: tests run both ways. */
+static uint64_t event_idx = 1ull << VIRTIO_RING_F_EVENT_IDX;
+
 static struct vu_frontend *
 fe_connect(struct echo_device *d, uint64_t protocol, unsigned n_regions)
 {
@@ -37,7 +40,8 @@ fe_connect(struct echo_device *d, uint64_t protocol, unsigned n_regions)
 	g_assert_cmpint(vu_frontend_connect(d->path, RAM_SIZE, &f), ==, 0);
 	if (n_regions > 1)
 		g_assert_cmpint(vu_frontend_set_regions(f, n_regions), ==, 0);
-	g_assert_cmpint(vu_frontend_negotiate(f, 1ull << ECHO_FEATURE_BIT, protocol), ==, 0);
+	g_assert_cmpint(vu_frontend_negotiate(f, (1ull << ECHO_FEATURE_BIT) | event_idx, protocol),
+			==, 0);
 	g_assert_cmpint(vu_frontend_queue_setup(f, 0, QSIZE), ==, 0);
 	return f;
 }
@@ -157,7 +161,8 @@ test_negotiate(void)
 	struct echo_device *d = echo_device_start();
 	struct vu_frontend *f = fe_connect(d, all_protocol, 1);
 	uint64_t want = (1ull << ECHO_FEATURE_BIT) | (1ull << VIRTIO_F_VERSION_1) |
-			(1ull << VIRTIO_RING_F_INDIRECT_DESC) | (1ull << VU_F_PROTOCOL_FEATURES);
+			(1ull << VIRTIO_RING_F_INDIRECT_DESC) | (1ull << VU_F_PROTOCOL_FEATURES) |
+			(1ull << VIRTIO_RING_F_EVENT_IDX);
 
 	g_assert_cmphex(vu_frontend_features(f), ==, want);
 	g_assert_cmphex(vu_frontend_protocol_features(f), ==, all_protocol);
@@ -219,6 +224,14 @@ test_many_requests(void)
 	g_rand_free(rand);
 	vu_frontend_free(f);
 	g_assert_cmpint(echo_device_stop(d), ==, 0);
+}
+
+static void
+test_many_requests_no_event_idx(void)
+{
+	event_idx = 0;
+	test_many_requests();
+	event_idx = 1ull << VIRTIO_RING_F_EVENT_IDX;
 }
 
 static void
@@ -1176,6 +1189,8 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/negotiate", test_negotiate);
 	cb_test_add("/vhost-user/backend/config", test_config);
 	cb_test_add("/vhost-user/backend/many-requests", test_many_requests);
+	cb_test_add("/vhost-user/backend/many-requests-no-event-idx",
+		    test_many_requests_no_event_idx);
 	cb_test_add("/vhost-user/backend/full-ring", test_in_flight);
 	cb_test_add("/vhost-user/backend/indirect", test_indirect);
 	cb_test_add("/vhost-user/backend/multi-region", test_multi_region);

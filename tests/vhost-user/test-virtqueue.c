@@ -91,8 +91,8 @@ test_init(void)
 	g_assert_true(vu_virtq_size_valid(32768));
 	g_assert_false(vu_virtq_size_valid(32769));
 	g_assert_cmpuint(vu_virtq_desc_bytes(8), ==, 128);
-	g_assert_cmpuint(vu_virtq_avail_bytes(8), ==, 20);
-	g_assert_cmpuint(vu_virtq_used_bytes(8), ==, 68);
+	g_assert_cmpuint(vu_virtq_avail_bytes(8), ==, 22);
+	g_assert_cmpuint(vu_virtq_used_bytes(8), ==, 70);
 	teardown(&f);
 }
 
@@ -131,6 +131,60 @@ test_pop_push(void)
 	f.avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
 	vu_virtq_notify(&f.vq);
 	g_assert_cmpint(read(call, &v, 8), <, 0);
+	close(call);
+	teardown(&f);
+}
+
+static void
+pop_push(struct fixture *f)
+{
+	struct vu_elem *e;
+
+	g_assert_cmpint(vu_virtq_pop(&f->vq, &e), ==, 1);
+	g_assert_cmpint(vu_virtq_push(&f->vq, e, 0), ==, 0);
+}
+
+static bool
+notified(int call)
+{
+	uint64_t v;
+	return read(call, &v, 8) == 8;
+}
+
+static void
+test_event_idx(void)
+{
+	struct fixture f;
+	struct vu_elem *e;
+	int call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint16_t *used_event, *avail_event;
+
+	setup(&f);
+	f.vq.call_fd = call;
+	f.vq.event_idx = true;
+	used_event = &f.avail->ring[QSIZE];
+	avail_event = (uint16_t *)&f.used->ring[QSIZE];
+	for (unsigned i = 0; i < 3; i++) {
+		set_desc(&f, f.desc, i, BUF, 8, 0, 0);
+		publish(&f, i);
+	}
+	/* The first decision always notifies. */
+	pop_push(&f);
+	vu_virtq_notify(&f.vq);
+	g_assert_true(notified(call));
+	/* The driver wants to hear only once used passes 5. */
+	*used_event = htole16(5);
+	pop_push(&f);
+	vu_virtq_notify(&f.vq);
+	g_assert_false(notified(call));
+	/* ... then after entry 2. */
+	*used_event = htole16(2);
+	pop_push(&f);
+	vu_virtq_notify(&f.vq);
+	g_assert_true(notified(call));
+	/* An empty ring asks for a kick at the next entry. */
+	g_assert_cmpint(vu_virtq_pop(&f.vq, &e), ==, 0);
+	g_assert_cmpuint(le16toh(*avail_event), ==, 3);
 	close(call);
 	teardown(&f);
 }
@@ -285,6 +339,7 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/virtqueue/init", test_init);
 	cb_test_add("/vhost-user/virtqueue/pop-push", test_pop_push);
 	cb_test_add("/vhost-user/virtqueue/indirect", test_indirect);
+	cb_test_add("/vhost-user/virtqueue/event-idx", test_event_idx);
 	cb_test_add("/vhost-user/virtqueue/push-unknown", test_push_unknown);
 	for (unsigned i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
 		char *path = g_strdup_printf("/vhost-user/virtqueue/bad/%s", bad_cases[i].name);
