@@ -139,27 +139,46 @@ gpu_device_new(const struct gpu_device_config *config, struct gpu_device **ret_d
 	return 0;
 }
 
-void
-gpu_device_free(struct gpu_device *dev)
-{
-	GHashTableIter it;
-	gpointer value;
+static void disable_scanout(struct gpu_device *dev, unsigned i);
 
-	if (dev == NULL)
-		return;
+static void
+free_all(struct gpu_device *dev)
+{
+	struct gpu_backend *be = dev->config.backend;
+	GHashTableIter it;
+	gpointer key, value;
+
+	for (unsigned i = 0; i < dev->config.num_scanouts; i++) {
+		disable_scanout(dev, i);
+		dev->scanouts[i].cursor.resource_id = 0;
+	}
 	g_hash_table_iter_init(&it, dev->resources);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		g_hash_table_iter_steal(&it);
 		free_resource(dev, value);
 	}
-	g_hash_table_unref(dev->resources);
-	if (dev->config.backend->ops->ctx_destroy != NULL) {
-		g_hash_table_iter_init(&it, dev->contexts);
-		gpointer key;
-		while (g_hash_table_iter_next(&it, &key, NULL))
-			dev->config.backend->ops->ctx_destroy(dev->config.backend,
-							      GPOINTER_TO_UINT(key));
+	g_hash_table_iter_init(&it, dev->contexts);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		if (be->ops->ctx_destroy != NULL)
+			be->ops->ctx_destroy(be, GPOINTER_TO_UINT(key));
+		g_hash_table_iter_remove(&it);
 	}
+}
+
+void
+gpu_device_reset(struct gpu_device *dev)
+{
+	free_all(dev);
+	dev->acked = 0;
+}
+
+void
+gpu_device_free(struct gpu_device *dev)
+{
+	if (dev == NULL)
+		return;
+	free_all(dev);
+	g_hash_table_unref(dev->resources);
 	g_hash_table_unref(dev->contexts);
 	if (dev->has_exporter && dev->exporter.destroy != NULL)
 		dev->exporter.destroy(dev->exporter_userdata);

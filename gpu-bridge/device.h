@@ -58,7 +58,7 @@ enum gpu_create_flags {
 struct gpu_device_config {
 	struct gpu_backend *backend; /* borrowed; outlives the device */
 	const struct guest_mem *mem; /* borrowed; the transport keeps it current */
-	struct gpu_sink *sink;       /* borrowed; may be NULL */
+	struct gpu_sink *sink;       /* borrowed, outlives the device; may be NULL */
 	unsigned num_scanouts;       /* 1 to VIRTIO_GPU_MAX_SCANOUTS */
 	struct {
 		uint32_t width, height;
@@ -111,6 +111,13 @@ struct gpu_exporter {
 int gpu_device_new(const struct gpu_device_config *config, struct gpu_device **ret_device);
 /* Frees every resource (removing its registry entry) and the device. Accepts NULL. */
 void gpu_device_free(struct gpu_device *device);
+/*
+ * Back to the state of a new device, as a virtio device reset (or a vhost-user RESET_OWNER,
+ * or the connection ending) requires: every resource freed (its registry entry removed, its
+ * blob mapping undone), every context destroyed, every scanout disabled, no feature
+ * negotiated. The configuration, exporter and sink stay.
+ */
+void gpu_device_reset(struct gpu_device *device);
 
 /*
  * Sets where exports go (NULL ops: nowhere; ASSIGN_UUID then fails with ERR_UNSPEC).

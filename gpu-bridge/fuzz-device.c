@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the whole device: a sequence of requests, each prefixed by its
- * length (le16), run through gpu_device_process() against the memfd backend, 1 MiB of
- * guest RAM at 0x10000, a counting sink, an exporter that accepts everything, and a policy
- * protecting resources with ids >= 0x1000 (so the protected paths are reached too).
+ * length (le16; an empty record resets the device), run through gpu_device_process()
+ * against the memfd backend, 1 MiB of guest RAM at 0x10000, a counting sink, an exporter
+ * that accepts everything, and a policy protecting resources with ids >= 0x1000 (so the
+ * protected paths are reached too).
  */
 #include "device.h"
 #include "macro.h"
@@ -93,6 +94,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		data += 2;
 		size -= 2;
+		if (len == 0) {
+			/* an empty record: a device reset, then the features again */
+			gpu_device_reset(dev);
+			gpu_device_set_features(dev, gpu_device_get_features(dev));
+			continue;
+		}
 		len = MIN(len, size);
 		in.iov_len = len;
 		if (gpu_device_process(dev, &req) > sizeof(reply))

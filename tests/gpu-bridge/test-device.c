@@ -1102,6 +1102,39 @@ test_guest_blob_export(void)
 	harness_finish(&h);
 }
 
+static void
+test_reset(void)
+{
+	struct harness h;
+	uint8_t uuid[16];
+
+	harness_init(&h, NULL);
+	g_assert_cmpint(gpu_guest_resource_create_2d(h.guest, 1, XRGB, 16, 16), ==, OK);
+	g_assert_cmpint(harness_attach(&h, 1, 16 * 16 * 4, NULL), ==, OK);
+	g_assert_cmpint(gpu_guest_assign_uuid(h.guest, 1, uuid), ==,
+			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	g_assert_cmpint(gpu_guest_set_scanout(h.guest, 0, 1, 0, 0, 16, 16), ==, OK);
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 2, VIRTIO_GPU_BLOB_MEM_HOST3D,
+						       VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 0, 4096,
+						       NULL, 0),
+			==, OK);
+	g_assert_cmpint(gpu_guest_map_blob(h.guest, 2, 0, NULL), ==, VIRTIO_GPU_RESP_OK_MAP_INFO);
+	g_assert_cmpint(gpu_guest_ctx_create(h.guest, 3, 0, "x"), ==, OK);
+
+	gpu_device_reset(h.dev);
+	g_assert_cmpuint(gpu_device_count_resources(h.dev), ==, 0);
+	g_assert_cmpuint(harness_live_exports(&h), ==, 0);
+	g_assert_cmpuint(h.unmaps, ==, 1);
+	g_assert_cmpuint(counts(&h).disables, ==, 1);
+	/* nothing negotiated any more */
+	g_assert_cmpint(gpu_guest_assign_uuid(h.guest, 1, NULL), ==, E_UNSPEC);
+	/* the same ids are free again */
+	g_assert_cmpint(gpu_device_set_features(h.dev, gpu_device_get_features(h.dev)), ==, 0);
+	g_assert_cmpint(gpu_guest_resource_create_2d(h.guest, 1, XRGB, 16, 16), ==, OK);
+	g_assert_cmpint(gpu_guest_ctx_create(h.guest, 3, 0, "x"), ==, OK);
+	harness_finish(&h);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1133,5 +1166,6 @@ main(int argc, char **argv)
 	cb_test_add("/gpu-bridge/device/cursor", test_cursor);
 	cb_test_add("/gpu-bridge/device/guest-mem-changed", test_guest_mem_changed);
 	cb_test_add("/gpu-bridge/device/guest-blob-export", test_guest_blob_export);
+	cb_test_add("/gpu-bridge/device/reset", test_reset);
 	return g_test_run();
 }
