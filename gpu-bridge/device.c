@@ -133,8 +133,13 @@ gpu_device_new(const struct gpu_device_config *config, struct gpu_device **ret_d
 			config->scanouts[i].height ? config->scanouts[i].height : DEFAULT_HEIGHT;
 	}
 	dev->offered = BASE_FEATURES;
+	/*
+	 * With a renderer: 3D, and context types by capset id (CTX_CREATE's context_init goes
+	 * to the renderer). Fenced replies echo ring_idx; they wait for all of the renderer's
+	 * work, which is stricter than the per-ring timeline and so correct.
+	 */
 	if (backend_renders(dev))
-		dev->offered |= 1ull << VIRTIO_GPU_F_VIRGL;
+		dev->offered |= (1ull << VIRTIO_GPU_F_VIRGL) | (1ull << VIRTIO_GPU_F_CONTEXT_INIT);
 	*ret_device = dev;
 	return 0;
 }

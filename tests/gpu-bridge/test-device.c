@@ -70,6 +70,7 @@ test_features(void)
 	g_assert_true(f & (1ull << VIRTIO_GPU_F_EDID));
 	/* the memfd backend does not render */
 	g_assert_false(f & (1ull << VIRTIO_GPU_F_VIRGL));
+	g_assert_false(f & (1ull << VIRTIO_GPU_F_CONTEXT_INIT));
 	g_assert_cmpint(gpu_device_set_features(h.dev, 1ull << VIRTIO_GPU_F_VIRGL), ==, -EINVAL);
 	g_assert_cmpint(gpu_device_set_features(h.dev, 1ull << 40), ==, -EINVAL);
 

@@ -204,6 +204,7 @@ test_features_and_capsets(void)
 	harness_init(&h, NULL);
 	f = use_fake_renderer(&h);
 	g_assert_true(gpu_device_get_features(h.dev) & (1ull << VIRTIO_GPU_F_VIRGL));
+	g_assert_true(gpu_device_get_features(h.dev) & (1ull << VIRTIO_GPU_F_CONTEXT_INIT));
 	gpu_device_get_config(h.dev, &config);
 	g_assert_cmpuint(le32toh(config.num_capsets), ==, 1);
 	g_assert_cmpint(gpu_guest_get_capset_info(h.guest, 0, &reply), ==,
