@@ -952,7 +952,7 @@ on_conn(struct vu_backend *b)
 	/* A bounded batch per wake-up, so kicks get their turn. */
 	for (unsigned n = 0; n < 64 && b->conn_fd >= 0; n++) {
 		struct vu_msg msg;
-		int r = vu_msg_recv(b->conn_fd, &msg, VU_BACKEND_TIMEOUT_MS);
+		int r = vu_msg_recv(b->conn_fd, VU_BACKEND_TIMEOUT_MS, &msg);
 
 		if (r == -EAGAIN)
 			return;
@@ -1074,7 +1074,7 @@ backend_request(struct vu_backend *b, struct vu_msg *msg)
 	if (r < 0 || !want_ack)
 		return r;
 	for (;;) {
-		r = vu_msg_recv(b->backend_fd, &reply, VU_BACKEND_TIMEOUT_MS);
+		r = vu_msg_recv(b->backend_fd, VU_BACKEND_TIMEOUT_MS, &reply);
 		if (r == -EAGAIN) {
 			struct pollfd p = {.fd = b->backend_fd, .events = POLLIN};
 			r = poll(&p, 1, VU_BACKEND_TIMEOUT_MS);

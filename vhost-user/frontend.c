@@ -303,7 +303,7 @@ serve_one(struct vu_frontend *f)
 	struct vu_msg msg, reply;
 	int r, result;
 
-	r = vu_msg_recv(f->backend_fd, &msg, TIMEOUT_MS);
+	r = vu_msg_recv(f->backend_fd, TIMEOUT_MS, &msg);
 	if (r == -EAGAIN)
 		return 0;
 	if (r < 0) {
@@ -411,7 +411,7 @@ recv_reply(struct vu_frontend *f, uint32_t request, bool is_ack, struct vu_msg *
 		r = wait_fd(f, f->sock, TIMEOUT_MS);
 		if (r < 0)
 			return r;
-		r = vu_msg_recv(f->sock, reply, TIMEOUT_MS);
+		r = vu_msg_recv(f->sock, TIMEOUT_MS, reply);
 		if (r == -EAGAIN)
 			continue;
 		if (r < 0)

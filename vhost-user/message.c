@@ -375,8 +375,9 @@ take_fds(struct msghdr *mh, struct vu_msg *msg)
 }
 
 int
-vu_msg_recv(int sock, struct vu_msg *msg, int timeout_ms)
+vu_msg_recv(int sock, int timeout_ms, struct vu_msg *ret_msg)
 {
+	struct vu_msg m, *msg = &m;
 	uint8_t buf[sizeof(struct vu_header) + VU_MAX_PAYLOAD];
 	union {
 		char b[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
@@ -437,6 +438,7 @@ vu_msg_recv(int sock, struct vu_msg *msg, int timeout_ms)
 	r = vu_msg_decode(buf, got, msg);
 	if (r < 0)
 		goto fail;
+	*ret_msg = m;
 	return 0;
 fail:
 	vu_msg_close_fds(msg);

@@ -227,9 +227,9 @@ void vu_msg_close_fds(struct vu_msg *msg);
  * once its first byte has arrived. Returns 0, -EAGAIN if nothing is there yet (non-blocking
  * sockets), -ECONNRESET on end of stream, -EBADMSG/-EMSGSIZE for a message that cannot be
  * read (too large, too many fds, truncated), -ETIMEDOUT, or another -errno. On failure no fd
- * is left open.
+ * is left open and ret_msg is untouched; on success its fds are new (the message owns them).
  */
-int vu_msg_recv(int sock, struct vu_msg *msg, int timeout_ms);
+int vu_msg_recv(int sock, int timeout_ms, struct vu_msg *ret_msg);
 
 /* Sends header, payload (hdr.size bytes) and fds (borrowed). */
 int vu_msg_send(int sock, const struct vu_msg *msg);

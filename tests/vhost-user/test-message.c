@@ -235,7 +235,7 @@ test_socket_fds(void)
 	m.fds[0] = eventfd(0, EFD_CLOEXEC);
 	m.n_fds = 1;
 	g_assert_cmpint(vu_msg_send(sv[0], &m), ==, 0);
-	g_assert_cmpint(vu_msg_recv(sv[1], &got, 1000), ==, 0);
+	g_assert_cmpint(vu_msg_recv(sv[1], 1000, &got), ==, 0);
 	g_assert_cmpuint(got.hdr.request, ==, VU_REQ_SET_VRING_CALL);
 	g_assert_cmpuint(got.payload.u64, ==, 1);
 	g_assert_cmpuint(got.n_fds, ==, 1);
@@ -244,9 +244,9 @@ test_socket_fds(void)
 	vu_msg_close_fds(&got);
 	vu_msg_close_fds(&m);
 	/* Nothing there: -EAGAIN, no blocking. */
-	g_assert_cmpint(vu_msg_recv(sv[1], &got, 1000), ==, -EAGAIN);
+	g_assert_cmpint(vu_msg_recv(sv[1], 1000, &got), ==, -EAGAIN);
 	close(sv[0]);
-	g_assert_cmpint(vu_msg_recv(sv[1], &got, 1000), ==, -ECONNRESET);
+	g_assert_cmpint(vu_msg_recv(sv[1], 1000, &got), ==, -ECONNRESET);
 	close(sv[1]);
 }
 
@@ -280,7 +280,7 @@ test_socket_too_many_fds(void)
 	g_assert_cmpint(sendmsg(sv[0], &mh, 0), ==, sizeof(h));
 	for (unsigned i = 0; i < G_N_ELEMENTS(fds); i++)
 		close(fds[i]);
-	g_assert_cmpint(vu_msg_recv(sv[1], &got, 1000), ==, -EBADMSG);
+	g_assert_cmpint(vu_msg_recv(sv[1], 1000, &got), ==, -EBADMSG);
 	/* No received fd stays open. */
 	cb_test_fd_assert_same(before);
 	g_array_unref(before);
@@ -297,11 +297,11 @@ test_socket_oversized(void)
 
 	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
 	g_assert_cmpint(write(sv[0], &h, sizeof(h)), ==, sizeof(h));
-	g_assert_cmpint(vu_msg_recv(sv[1], &got, 1000), ==, -EMSGSIZE);
+	g_assert_cmpint(vu_msg_recv(sv[1], 1000, &got), ==, -EMSGSIZE);
 	/* A message whose payload never comes times out instead of hanging. */
 	h.size = 8;
 	g_assert_cmpint(write(sv[0], &h, sizeof(h)), ==, sizeof(h));
-	g_assert_cmpint(vu_msg_recv(sv[1], &got, 50), ==, -ETIMEDOUT);
+	g_assert_cmpint(vu_msg_recv(sv[1], 50, &got), ==, -ETIMEDOUT);
 	close(sv[0]);
 	close(sv[1]);
 }
