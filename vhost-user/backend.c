@@ -1143,6 +1143,19 @@ vu_backend_shmem_unmap(struct vu_backend *b, uint8_t shmid, uint64_t shm_offset,
 	return backend_request(b, &msg);
 }
 
+int
+vu_backend_config_changed(struct vu_backend *b)
+{
+	struct vu_msg msg;
+
+	if (b == NULL)
+		return -EINVAL;
+	if (!has_protocol(b, VU_PROTOCOL_F_CONFIG))
+		return b->conn_fd < 0 ? -ENOTCONN : -EOPNOTSUPP;
+	vu_msg_init(&msg, VU_BREQ_CONFIG_CHANGE_MSG, 0, 0);
+	return backend_request(b, &msg);
+}
+
 static int
 shared_object(struct vu_backend *b, uint32_t request, const uint8_t uuid[16])
 {

@@ -125,5 +125,7 @@ int vu_backend_complete(struct vu_backend *b, struct vu_elem *elem, uint32_t wri
 int vu_backend_shmem_map(struct vu_backend *b, uint8_t shmid, uint64_t shm_offset, int fd,
 			 uint64_t fd_offset, uint64_t len, bool writable);
 int vu_backend_shmem_unmap(struct vu_backend *b, uint8_t shmid, uint64_t shm_offset, uint64_t len);
+/* CONFIG_CHANGE_MSG: config space changed (e.g. virtio-gpu display events); needs CONFIG. */
+int vu_backend_config_changed(struct vu_backend *b);
 int vu_backend_shared_object_add(struct vu_backend *b, const uint8_t uuid[16]);
 int vu_backend_shared_object_remove(struct vu_backend *b, const uint8_t uuid[16]);

@@ -59,6 +59,7 @@ struct vu_frontend {
 	struct shmem shmem[VU_MAX_SHMEM];
 	uint8_t (*objects)[16];
 	unsigned n_objects;
+	unsigned config_changes;
 };
 
 static bool
@@ -288,8 +289,10 @@ handle_backend_request(struct vu_frontend *f, struct vu_msg *msg)
 	case VU_BREQ_SHARED_OBJECT_LOOKUP:
 		/* This frontend holds no fds for objects: every lookup fails. */
 		return -ENOENT;
-	case VU_BREQ_NONE:
 	case VU_BREQ_CONFIG_CHANGE_MSG:
+		f->config_changes++;
+		return 0;
+	case VU_BREQ_NONE:
 		break;
 	}
 	r = -EOPNOTSUPP;
@@ -688,6 +691,12 @@ vu_frontend_shmem(struct vu_frontend *f, unsigned shmid, uint64_t *ret_size)
 	if (ret_size)
 		*ret_size = f->shmem[shmid].size;
 	return f->shmem[shmid].base;
+}
+
+unsigned
+vu_frontend_config_changes(struct vu_frontend *f)
+{
+	return f->config_changes;
 }
 
 unsigned

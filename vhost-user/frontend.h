@@ -63,6 +63,8 @@ int vu_frontend_set_config(struct vu_frontend *f, uint32_t offset, const void *b
 int vu_frontend_get_shmem_config(struct vu_frontend *f, uint64_t *ret_sizes, unsigned *ret_n);
 /* Where shared memory region shmid is mapped here; NULL if absent. */
 void *vu_frontend_shmem(struct vu_frontend *f, unsigned shmid, uint64_t *ret_size);
+/* CONFIG_CHANGE_MSG messages received so far. */
+unsigned vu_frontend_config_changes(struct vu_frontend *f);
 /* Shared objects the backend added and has not removed. */
 unsigned vu_frontend_shared_object_count(struct vu_frontend *f);
 bool vu_frontend_has_shared_object(struct vu_frontend *f, const uint8_t uuid[16]);

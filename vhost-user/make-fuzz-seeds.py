@@ -77,11 +77,13 @@ def messages():
     m["size-lies"] = msg(2, u64(0), size=0xFFFFFFFF)
     m["unknown"] = msg(200)
     m["log-base"] = msg(6, bytes(16), fds=1)
+    m["gpu-set-socket"] = msg(33, fds=1)
     # backend channel
     mmap = struct.pack("<B7xQQQQ", 0, 0, 65536, 8192, 1)
     m["b-shmem-map"] = msg(9, mmap, backend=True, fds=1)
     m["b-shmem-unmap"] = msg(10, mmap, backend=True)
     m["b-shmem-map-wrap"] = msg(9, struct.pack("<B7xQQQQ", 0, 2**64 - 1, 0, 2, 0), backend=True, fds=1)
+    m["b-config-change"] = msg(2, backend=True)
     m["b-object-add"] = msg(6, bytes(range(16)), backend=True)
     m["b-object-remove"] = msg(7, bytes(range(16)), backend=True)
     m["b-object-lookup"] = msg(8, bytes(range(16)), backend=True)

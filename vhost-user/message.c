@@ -192,10 +192,10 @@ validate_backend_request(const struct vu_msg *msg)
 		return validate_shmem_map(msg, true);
 	case VU_BREQ_SHMEM_UNMAP:
 		return validate_shmem_map(msg, false);
+	case VU_BREQ_CONFIG_CHANGE_MSG:
+		return expect(msg, 0, 0);
 	case VU_BREQ_NONE:
 		return -EBADMSG;
-	case VU_BREQ_CONFIG_CHANGE_MSG:
-		return -EOPNOTSUPP;
 	}
 	return -EOPNOTSUPP;
 }

@@ -165,7 +165,7 @@ handle(void *data, unsigned queue, struct vu_elem *elem)
 	}
 	memcpy(&arg, hdr + 8, 8);
 	arg = le64toh(arg);
-	if (hdr[0] > ECHO_OP_DEFER) {
+	if (hdr[0] > ECHO_OP_CONFIG_CHANGED) {
 		result = (int32_t)htole32((uint32_t)-ENOTTY);
 		written = (uint32_t)iov_from_buf(req->out, req->n_out, 0, &result, 4);
 		vu_backend_complete(d->backend, elem, written);
@@ -210,6 +210,9 @@ handle(void *data, unsigned queue, struct vu_elem *elem)
 			return;
 		}
 		result = -EBUSY;
+		break;
+	case ECHO_OP_CONFIG_CHANGED:
+		result = vu_backend_config_changed(d->backend);
 		break;
 	case ECHO_OP_DEFER:
 		if (d->n_deferred < G_N_ELEMENTS(d->deferred)) {

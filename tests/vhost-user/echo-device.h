@@ -15,6 +15,7 @@
  *   RELEASE  writes le32 ECHO_RELEASED into the held request and completes it, then itself.
  *   DEFER    completes the request later, from a watch on an eventfd (as a device whose
  *            worker thread finishes requests would), writing le32 0.
+ *   CONFIG_CHANGED sends CONFIG_CHANGE_MSG; writes the result.
  * GPU_SET_SOCKET: the device writes "gpu" to the socket it is given.
  * Config space: 16 bytes, le32 magic at 0, le32 count of requests at 4 (read-only), 8 free
  * bytes at 8.
@@ -35,6 +36,7 @@ enum echo_op {
 	ECHO_OP_HOLD = 5,
 	ECHO_OP_RELEASE = 6,
 	ECHO_OP_DEFER = 7,
+	ECHO_OP_CONFIG_CHANGED = 8,
 };
 
 /* What RELEASE writes into the held request's writable buffer. */

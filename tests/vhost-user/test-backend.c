@@ -199,6 +199,14 @@ test_config(void)
 	/* Past the device's config space: an empty reply, the connection lives on. */
 	g_assert_cmpint(vu_frontend_get_config(f, 8, cfg, 16), ==, -EBADMSG);
 	g_assert_cmpint(vu_frontend_get_config(f, 4, cfg, 4), ==, 0);
+	/* The device says its config changed, over the backend channel. */
+	{
+		struct area a;
+		area_alloc(f, &a, 64);
+		g_assert_cmpuint(vu_frontend_config_changes(f), ==, 0);
+		g_assert_cmpint(control(f, &a, ECHO_OP_CONFIG_CHANGED, 0, NULL, 0), ==, 0);
+		g_assert_cmpuint(vu_frontend_config_changes(f), ==, 1);
+	}
 	vu_frontend_free(f);
 	g_assert_cmpint(echo_device_stop(d), ==, 0);
 }
