@@ -67,6 +67,11 @@ int gpu_guest_get_display_info(struct gpu_guest *g, struct gpu_guest_reply *ret_
 int gpu_guest_get_edid(struct gpu_guest *g, uint32_t scanout, struct gpu_guest_reply *ret_reply);
 int gpu_guest_resource_create_2d(struct gpu_guest *g, uint32_t resource_id, uint32_t format,
 				 uint32_t width, uint32_t height);
+/*
+ * gpu_guest_resource_create_3d() and gpu_guest_set_scanout_blob() take the wire struct
+ * (little-endian fields) as the caller filled it; the header is filled in here (the
+ * caller's hdr.ctx_id is kept for CREATE_3D).
+ */
 int gpu_guest_resource_create_3d(struct gpu_guest *g,
 				 const struct virtio_gpu_resource_create_3d *params);
 int gpu_guest_resource_unref(struct gpu_guest *g, uint32_t resource_id);
