@@ -77,7 +77,8 @@ int vu_backend_new(const struct vu_backend_device *dev, void *data, struct vu_ba
 /* Closes everything, unlinks the socket path it created. NULL is fine. Returns NULL. */
 struct vu_backend *vu_backend_free(struct vu_backend *b);
 
-/* Listens on a unix socket at path (a stale socket there is replaced). */
+/* Listens on a unix socket at path. A stale socket there is replaced; one that a process
+ * still listens on is not (-EADDRINUSE). */
 int vu_backend_listen(struct vu_backend *b, const char *path);
 /* Serves an already connected socket (taken, even on failure; made non-blocking). When it
  * ends and the backend is not listening, vu_backend_dispatch() returns -ECONNRESET. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define RAM_SIZE   (8u << 20)
@@ -1161,6 +1162,12 @@ test_sigterm(void)
 }
 
 static void
+drop(void *data, unsigned queue, struct vu_elem *elem)
+{
+	vu_elem_free(elem);
+}
+
+static void
 test_adopt(void)
 {
 	struct vu_backend_device dev = {.n_queues = 1, .handle = NULL};
@@ -1174,6 +1181,29 @@ test_adopt(void)
 	g_assert_cmpint(vu_backend_new(&dev, NULL, &b), ==, -EINVAL);
 	dev.n_queues = 0;
 	g_assert_cmpint(vu_backend_new(&dev, NULL, &b), ==, -EINVAL);
+
+	/* A live socket is not taken over; a stale one is. */
+	d = echo_device_start();
+	dev = (struct vu_backend_device){.n_queues = 1, .handle = drop};
+	g_assert_cmpint(vu_backend_new(&dev, NULL, &b), ==, 0);
+	g_assert_cmpint(vu_backend_listen(b, d->path), ==, -EADDRINUSE);
+	g_assert_cmpint(echo_device_stop(d), ==, 0);
+	{
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		char *dir = g_dir_make_tmp("cb-vu-XXXXXX", NULL);
+		char *path = g_build_filename(dir, "stale.sock", NULL);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+		g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+		close(fd); /* bound, never listened: stale */
+		g_assert_cmpint(vu_backend_listen(b, path), ==, 0);
+		vu_backend_free(b);
+		g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+		g_rmdir(dir);
+		g_free(path);
+		g_free(dir);
+	}
 
 	/* The echo device served over a socketpair instead of a listening socket. */
 	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
