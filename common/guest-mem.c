@@ -19,9 +19,17 @@ ranges_overlap(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size)
 int
 guest_mem_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *host)
 {
+	return guest_mem_add_region_fd(gm, gpa, size, host, -1, 0);
+}
+
+int
+guest_mem_add_region_fd(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *host, int fd,
+			uint64_t fd_offset)
+{
 	uint64_t end;
 
-	if (size == 0 || host == NULL || __builtin_add_overflow(gpa, size, &end))
+	if (size == 0 || host == NULL || __builtin_add_overflow(gpa, size, &end) ||
+	    (fd >= 0 && __builtin_add_overflow(fd_offset, size, &end)))
 		return -EINVAL;
 	for (unsigned i = 0; i < gm->n_regions; i++) {
 		const struct guest_mem_region *r = &gm->regions[i];
@@ -34,6 +42,8 @@ guest_mem_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *ho
 		.gpa = gpa,
 		.size = size,
 		.host = host,
+		.fd = fd < 0 ? -1 : fd,
+		.fd_offset = fd < 0 ? 0 : fd_offset,
 	};
 	return 0;
 }
@@ -60,6 +70,22 @@ guest_mem_translate(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 	if (r == NULL || len > r->size - (gpa - r->gpa))
 		return NULL;
 	return r->host + (gpa - r->gpa);
+}
+
+int
+guest_mem_fd(const struct guest_mem *gm, uint64_t gpa, uint64_t len, int *ret_fd,
+	     uint64_t *ret_offset)
+{
+	const struct guest_mem_region *r;
+
+	if (len == 0)
+		return -ENOENT;
+	r = find_region(gm, gpa);
+	if (r == NULL || r->fd < 0 || len > r->size - (gpa - r->gpa))
+		return -ENOENT;
+	*ret_fd = r->fd;
+	*ret_offset = r->fd_offset + (gpa - r->gpa);
+	return 0;
 }
 
 /*

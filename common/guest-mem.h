@@ -18,6 +18,11 @@ struct guest_mem_region {
 	uint64_t gpa;  /* guest-physical start */
 	uint64_t size; /* bytes */
 	uint8_t *host; /* where the region is mapped in this process */
+	/* Optional: the file behind the region (borrowed from whoever filled the table, e.g.
+	 * the vhost-user backend's SET_MEM_TABLE memfd) and the offset of gpa in it; -1 when
+	 * unknown. Lets devices export guest pages (udmabuf) or hand them to a display. */
+	int fd;
+	uint64_t fd_offset;
 };
 
 struct guest_mem {
@@ -35,6 +40,16 @@ void guest_mem_init(struct guest_mem *gm);
 
 /* -EINVAL for an empty, wrapping or overlapping range, -ENOSPC when the table is full. */
 int guest_mem_add_region(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *host);
+/* Same, with the region's file: fd is borrowed and must outlive the table entry. */
+int guest_mem_add_region_fd(struct guest_mem *gm, uint64_t gpa, uint64_t size, void *host, int fd,
+			    uint64_t fd_offset);
+
+/*
+ * The file behind [gpa, gpa + len) when the range lies in one region that has one: *ret_fd
+ * (borrowed) and the offset of gpa in it. -ENOENT otherwise (len 0 included).
+ */
+int guest_mem_fd(const struct guest_mem *gm, uint64_t gpa, uint64_t len, int *ret_fd,
+		 uint64_t *ret_offset);
 
 /*
  * The host address of [gpa, gpa + len), or NULL unless the whole range lies in one region.

@@ -44,6 +44,7 @@ struct mapping {
 	uint64_t uaddr; /* frontend virtual address of the region */
 	uint64_t size;
 	uint8_t *host; /* base + mmap_offset */
+	int fd;        /* owned: the region's file, kept for guest_mem's fd + offset */
 };
 
 struct queue {
@@ -208,11 +209,15 @@ queue_clear(struct vu_backend *b, unsigned i)
 static void
 unmap_memory(struct vu_backend *b)
 {
-	for (unsigned i = 0; i < b->n_maps; i++)
+	for (unsigned i = 0; i < b->n_maps; i++) {
 		munmap(b->maps[i].base, b->maps[i].len);
+		safe_close(b->maps[i].fd);
+	}
 	b->n_maps = 0;
-	for (unsigned i = 0; i < b->n_retired; i++)
+	for (unsigned i = 0; i < b->n_retired; i++) {
 		munmap(b->retired[i].base, b->retired[i].len);
+		safe_close(b->retired[i].fd);
+	}
 	b->n_retired = 0;
 	b->n_retired_tables = 0;
 	guest_mem_init(&b->mem);
@@ -665,8 +670,11 @@ handle_mem_table(struct vu_backend *b, struct vu_msg *msg)
 			.uaddr = reg->uaddr,
 			.size = reg->size,
 			.host = (uint8_t *)p + reg->mmap_offset,
+			.fd = msg->fds[n],
 		};
-		r = guest_mem_add_region(&mem, reg->gpa, reg->size, maps[n].host);
+		msg->fds[n] = -1;
+		r = guest_mem_add_region_fd(&mem, reg->gpa, reg->size, maps[n].host, maps[n].fd,
+					    reg->mmap_offset);
 		if (r < 0) {
 			n++;
 			r = -EBADMSG;
@@ -674,15 +682,13 @@ handle_mem_table(struct vu_backend *b, struct vu_msg *msg)
 		}
 	}
 	vu_msg_close_fds(msg);
+	if (r >= 0)
+		r = retire_memory(b);
 	if (r < 0) {
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < n; i++) {
 			munmap(maps[i].base, maps[i].len);
-		return r;
-	}
-	r = retire_memory(b);
-	if (r < 0) {
-		for (unsigned i = 0; i < n; i++)
-			munmap(maps[i].base, maps[i].len);
+			safe_close(maps[i].fd);
+		}
 		return r;
 	}
 	memcpy(b->maps, maps, sizeof(maps[0]) * n);
@@ -693,6 +699,8 @@ handle_mem_table(struct vu_backend *b, struct vu_msg *msg)
 		if (b->queues[i].running && queue_map_rings(b, i) < 0)
 			return -EFAULT;
 	}
+	if (b->dev.mem_table_changed)
+		b->dev.mem_table_changed(b->data);
 	return 0;
 }
 

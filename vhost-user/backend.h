@@ -67,6 +67,10 @@ struct vu_backend_device {
 	/* A connection ended; error is 0 for a clean hang-up, else why (-EBADMSG for a
 	 * malformed message, -EIO for a broken ring, ...), and why is a short text. May be NULL. */
 	void (*connection_ended)(void *data, int error, const char *why);
+	/* SET_MEM_TABLE replaced guest memory (vu_backend_guest_mem() is the new table; its
+	 * regions carry their fd and offset): devices holding translated addresses redo them,
+	 * e.g. gpu_device_guest_mem_changed(). May be NULL. */
+	void (*mem_table_changed)(void *data);
 };
 
 /* How long a message that has begun may take to arrive, and a backend channel reply. */

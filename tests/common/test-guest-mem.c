@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "guest-mem.h"
 #include "iov.h"
@@ -107,6 +108,34 @@ test_iov_copy(void)
 	g_assert_cmpint(b[1], ==, 0);
 }
 
+static void
+test_region_fd(void)
+{
+	static uint8_t ram[2][4096];
+	struct guest_mem gm;
+	uint64_t off = 0;
+	int fd = -1;
+	int memfd = cb_test_memfd("ram", NULL, 8192);
+
+	guest_mem_init(&gm);
+	g_assert_cmpint(guest_mem_add_region(&gm, 0, 4096, ram[0]), ==, 0);
+	g_assert_cmpint(guest_mem_add_region_fd(&gm, 0x10000, 4096, ram[1], memfd, 4096), ==, 0);
+	/* a region without a file */
+	g_assert_cmpint(guest_mem_fd(&gm, 16, 16, &fd, &off), ==, -ENOENT);
+	g_assert_cmpint(fd, ==, -1);
+	g_assert_cmpint(guest_mem_fd(&gm, 0x10010, 16, &fd, &off), ==, 0);
+	g_assert_cmpint(fd, ==, memfd);
+	g_assert_cmpuint(off, ==, 4096 + 16);
+	/* past the region's end, empty, unmapped */
+	g_assert_cmpint(guest_mem_fd(&gm, 0x10ff0, 32, &fd, &off), ==, -ENOENT);
+	g_assert_cmpint(guest_mem_fd(&gm, 0x10000, 0, &fd, &off), ==, -ENOENT);
+	g_assert_cmpint(guest_mem_fd(&gm, 0x20000, 1, &fd, &off), ==, -ENOENT);
+	/* a file offset that wraps */
+	g_assert_cmpint(guest_mem_add_region_fd(&gm, 0x30000, 4096, ram[1], memfd, UINT64_MAX),
+			==, -EINVAL);
+	close(memfd);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -115,6 +144,7 @@ main(int argc, char **argv)
 	cb_test_add("/common/guest-mem/add-region-refuses", test_add_region_refuses);
 	cb_test_add("/common/guest-mem/read-write-across-regions", test_read_write_across_regions);
 	cb_test_add("/common/guest-mem/sg-to-iov", test_sg_to_iov);
+	cb_test_add("/common/guest-mem/region-fd", test_region_fd);
 	cb_test_add("/common/iov/copy", test_iov_copy);
 	return g_test_run();
 }
