@@ -89,7 +89,9 @@ write_png(const char *path, uint32_t w, uint32_t h, uint8_t *rgb, const char *no
 	png_structp png = NULL;
 	png_infop info = NULL;
 	FILE *f;
-	int fd, r = 0;
+	int fd;
+	/* Set after setjmp() and read after a longjmp(): must live in memory. */
+	volatile int r = 0;
 
 	if (asprintf(&tmp, "%s.tmp", path) < 0)
 		return -ENOMEM;
