@@ -349,6 +349,12 @@ vu_frontend_serve_backend(struct vu_frontend *f, int timeout_ms)
 	return serve_one(f);
 }
 
+int
+vu_frontend_backend_fd(struct vu_frontend *f)
+{
+	return f ? f->backend_fd : -1;
+}
+
 /*
  * Waits until fd is readable, serving the backend channel meanwhile. -ECONNRESET if the main
  * socket hangs up first (unless fd is the socket).
@@ -969,6 +975,13 @@ vu_frontend_queue_wait(struct vu_frontend *f, unsigned qi, int timeout_ms, uint1
 		while (read(q->call_fd, &v, sizeof(v)) < 0 && errno == EINTR)
 			;
 	}
+}
+
+int
+vu_frontend_queue_call_fd(struct vu_frontend *f, unsigned qi)
+{
+	struct fqueue *q = get_queue(f, qi);
+	return q ? q->call_fd : -1;
 }
 
 struct vring_desc *

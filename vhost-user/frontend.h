@@ -70,6 +70,8 @@ unsigned vu_frontend_shared_object_count(struct vu_frontend *f);
 bool vu_frontend_has_shared_object(struct vu_frontend *f, const uint8_t uuid[16]);
 /* Serves backend channel messages for up to timeout_ms (returns after the first one). */
 int vu_frontend_serve_backend(struct vu_frontend *f, int timeout_ms);
+/* The backend channel's socket (borrowed; -1 without one), to poll it with other fds. */
+int vu_frontend_backend_fd(struct vu_frontend *f);
 
 /* ---- guest RAM ---- */
 /* Host pointer of [gpa, gpa + len), or NULL. */
@@ -103,6 +105,11 @@ int vu_frontend_queue_kick(struct vu_frontend *f, unsigned q);
  * -ECONNRESET if the backend hung up. Serves the backend channel meanwhile. */
 int vu_frontend_queue_wait(struct vu_frontend *f, unsigned q, int timeout_ms, uint16_t *ret_head,
 			   uint32_t *ret_len);
+/*
+ * The queue's call eventfd (borrowed; -1 before vu_frontend_queue_setup()), for a driver that
+ * waits on several queues at once: poll it, then vu_frontend_queue_wait() with timeout 0.
+ */
+int vu_frontend_queue_call_fd(struct vu_frontend *f, unsigned q);
 
 /* Raw ring access for malformed-ring tests: the descriptor table (size entries), and
  * making head available as it is (its descriptors are not tracked). */
