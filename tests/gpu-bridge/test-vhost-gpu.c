@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * crossbuf-gpu as a process, driven the way QEMU and a Linux guest drive a vhost-user-gpu
+ * backend: the vhost-user frontend library plays the VMM (guest RAM in a memfd, rings,
+ * GPU_SET_SOCKET), the guest driver library encodes virtio-gpu requests into the rings, a
+ * socketpair plays QEMU's display end, and a real crossbufd resolves exported UUIDs.
+ */
+#include "broker-fixture.h"
+#include "crossbuf/crossbuf.h"
+#include "frontend.h"
+#include "guest-driver.h"
+#include "macro.h"
+#include "testutil.h"
+#include "vhost-gpu-display.h"
+
+#include <drm_fourcc.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RAM_SIZE      (64u << 20)
+#define SCRATCH_SIZE  (1u << 20)
+#define TIMEOUT_MS    5000
+#define W             64
+#define H             48
+#define GPU_FEATURES                                                                               \
+	((1ull << VIRTIO_GPU_F_EDID) | (1ull << VIRTIO_GPU_F_RESOURCE_UUID) |                     \
+	 (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) | (1ull << VIRTIO_RING_F_EVENT_IDX))
+#define PROTOCOL_FEATURES                                                                          \
+	((1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |                         \
+	 (1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |                   \
+	 (1ull << VU_PROTOCOL_F_SHARED_OBJECT))
+
+struct gpu_proc {
+	pid_t pid;
+	char *dir;
+	char *socket;
+	char *png_dir;
+	char *log;
+};
+
+struct vm {
+	struct vu_frontend *f;
+	struct gpu_guest *g;
+	uint64_t scratch;
+};
+
+/* ---- the process ---- */
+
+static void
+gpu_start(struct gpu_proc *p, const char *broker, bool png)
+{
+	const char *exe = g_getenv("CROSSBUF_GPU");
+
+	g_assert_nonnull(exe);
+	memset(p, 0, sizeof(*p));
+	p->dir = g_dir_make_tmp("crossbuf-vgpu-XXXXXX", NULL);
+	g_assert_nonnull(p->dir);
+	p->socket = g_build_filename(p->dir, "gpu.sock", NULL);
+	p->log = g_build_filename(p->dir, "gpu.log", NULL);
+	if (png) {
+		p->png_dir = g_build_filename(p->dir, "png", NULL);
+		g_assert_cmpint(g_mkdir(p->png_dir, 0700), ==, 0);
+	}
+	p->pid = fork();
+	g_assert_cmpint(p->pid, >=, 0);
+	if (p->pid == 0) {
+		const char *argv[12];
+		unsigned n = 0;
+		int fd;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			dup2(fd, 2);
+		argv[n++] = exe;
+		argv[n++] = "--socket-path";
+		argv[n++] = p->socket;
+		argv[n++] = "--backend";
+		argv[n++] = "memfd";
+		if (broker) {
+			argv[n++] = "--broker";
+			argv[n++] = broker;
+		}
+		if (png) {
+			argv[n++] = "--png-dir";
+			argv[n++] = p->png_dir;
+		}
+		argv[n] = NULL;
+		execv(exe, (char **)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && !g_file_test(p->socket, G_FILE_TEST_EXISTS); i++)
+		g_usleep(10000);
+	g_assert_true(g_file_test(p->socket, G_FILE_TEST_EXISTS));
+}
+
+static char *
+gpu_log(const struct gpu_proc *p)
+{
+	char *text = NULL;
+
+	g_file_get_contents(p->log, &text, NULL, NULL);
+	return text != NULL ? text : g_strdup("");
+}
+
+/* SIGTERM; returns the exit status. */
+static int
+gpu_stop(struct gpu_proc *p)
+{
+	int status;
+
+	g_assert_cmpint(kill(p->pid, SIGTERM), ==, 0);
+	g_assert_cmpint(waitpid(p->pid, &status, 0), ==, p->pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		g_autofree char *text = gpu_log(p);
+		g_printerr("crossbuf-gpu log:\n%s", text);
+	}
+	if (p->png_dir) {
+		g_autofree char *png = g_build_filename(p->png_dir, "scanout-0.png", NULL);
+		g_unlink(png);
+		g_rmdir(p->png_dir);
+	}
+	g_unlink(p->log);
+	g_unlink(p->socket);
+	g_rmdir(p->dir);
+	g_free(p->dir);
+	g_free(p->socket);
+	g_free(p->png_dir);
+	g_free(p->log);
+	return status;
+}
+
+/* ---- the VMM and the guest ---- */
+
+/*
+ * The guest driver's transport: copies the request into guest RAM, makes it available on
+ * the control (0) or cursor (1) queue, waits, copies the reply back.
+ */
+static int
+submit(void *userdata, const struct cb_request *req)
+{
+	struct vm *vm = userdata;
+	struct vu_buf bufs[8];
+	uint64_t gpa = vm->scratch;
+	unsigned n = 0, q = 0;
+	uint16_t head, used_head;
+	uint32_t used_len;
+	int r;
+
+	g_assert_cmpuint(req->n_in + req->n_out, <=, G_N_ELEMENTS(bufs));
+	for (unsigned i = 0; i < req->n_in; i++) {
+		memcpy(vu_frontend_ram(vm->f, gpa, req->in[i].iov_len), req->in[i].iov_base,
+		       req->in[i].iov_len);
+		bufs[n++] = (struct vu_buf){gpa, (uint32_t)req->in[i].iov_len, false};
+		gpa += ALIGN_UP(req->in[i].iov_len, 64);
+	}
+	/* UPDATE_CURSOR and MOVE_CURSOR go on the cursor queue */
+	if (req->n_in > 0 && req->in[0].iov_len >= 4) {
+		uint32_t type;
+		memcpy(&type, req->in[0].iov_base, 4);
+		q = type == VIRTIO_GPU_CMD_UPDATE_CURSOR || type == VIRTIO_GPU_CMD_MOVE_CURSOR;
+	}
+	for (unsigned i = 0; i < req->n_out; i++) {
+		memset(vu_frontend_ram(vm->f, gpa, req->out[i].iov_len), 0, req->out[i].iov_len);
+		bufs[n++] = (struct vu_buf){gpa, (uint32_t)req->out[i].iov_len, true};
+		gpa += ALIGN_UP(req->out[i].iov_len, 64);
+	}
+	g_assert_cmpuint(gpa - vm->scratch, <=, SCRATCH_SIZE);
+	r = vu_frontend_queue_add(vm->f, q, bufs, n, false, &head);
+	if (r < 0)
+		return r;
+	vu_frontend_queue_kick(vm->f, q);
+	r = vu_frontend_queue_wait(vm->f, q, TIMEOUT_MS, &used_head, &used_len);
+	if (r < 0)
+		return r;
+	g_assert_cmpuint(used_head, ==, head);
+	for (unsigned i = req->n_in; i < n; i++) {
+		const struct iovec *o = &req->out[i - req->n_in];
+		memcpy(o->iov_base, vu_frontend_ram(vm->f, bufs[i].gpa, o->iov_len), o->iov_len);
+	}
+	return (int)used_len;
+}
+
+static void
+vm_connect(struct vm *vm, const struct gpu_proc *p)
+{
+	int r = -1;
+
+	memset(vm, 0, sizeof(*vm));
+	for (int i = 0; i < 100 && r < 0; i++) {
+		r = vu_frontend_connect(p->socket, RAM_SIZE, &vm->f);
+		if (r < 0)
+			g_usleep(10000);
+	}
+	g_assert_cmpint(r, ==, 0);
+	g_assert_cmpint(vu_frontend_negotiate(vm->f, GPU_FEATURES, PROTOCOL_FEATURES), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_setup(vm->f, 0, 256), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_setup(vm->f, 1, 256), ==, 0);
+	g_assert_cmpint(vu_frontend_alloc(vm->f, SCRATCH_SIZE, 4096, &vm->scratch), ==, 0);
+	g_assert_cmpint(gpu_guest_new(submit, vm, &vm->g), ==, 0);
+}
+
+static void
+vm_free(struct vm *vm)
+{
+	gpu_guest_free(vm->g);
+	vu_frontend_free(vm->f);
+}
+
+/* Guest RAM for a resource, attached as its backing in 4 KiB pages. */
+static uint8_t *
+vm_attach(struct vm *vm, uint32_t id, uint64_t size)
+{
+	struct virtio_gpu_mem_entry entries[1024];
+	uint64_t gpa;
+	int n;
+
+	g_assert_cmpint(vu_frontend_alloc(vm->f, size, 4096, &gpa), ==, 0);
+	n = gpu_guest_backing_pages(gpa, size, 4096, entries, G_N_ELEMENTS(entries));
+	g_assert_cmpint(n, >, 0);
+	g_assert_cmpint(gpu_guest_attach_backing(vm->g, id, entries, (uint32_t)n), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	return vu_frontend_ram(vm->f, gpa, size);
+}
+
+/* An XRGB resource holding pattern seed, transferred to the host. */
+static uint8_t *
+vm_xrgb(struct vm *vm, uint32_t id, uint32_t seed)
+{
+	uint8_t *px;
+
+	g_assert_cmpint(gpu_guest_resource_create_2d(vm->g, id, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM,
+						     W, H),
+			==, VIRTIO_GPU_RESP_OK_NODATA);
+	px = vm_attach(vm, id, W * H * 4);
+	cb_test_pattern(px, W * H * 4, seed);
+	g_assert_cmpint(gpu_guest_transfer_to_host_2d(vm->g, id, 0, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	return px;
+}
+
+static void
+vm_create_nv12(struct vm *vm, uint32_t id)
+{
+	struct virtio_gpu_resource_create_3d c = {
+		.resource_id = id,
+		.target = 2, /* PIPE_TEXTURE_2D */
+		.format = 166, /* virgl NV12 */
+		.bind = 1u << 1, /* VIRGL_BIND_RENDER_TARGET */
+		.width = W,
+		.height = H,
+		.depth = 1,
+		.array_size = 1,
+	};
+
+	g_assert_cmpint(gpu_guest_resource_create_3d(vm->g, &c), ==, VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+static void
+vm_transfer_3d(struct vm *vm, uint32_t id)
+{
+	struct virtio_gpu_box box = {.w = W, .h = H, .d = 1};
+
+	g_assert_cmpint(gpu_guest_transfer_3d(vm->g, true, id, &box, 0, 0, 0, 0), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/* ---- the display end (QEMU's side of GPU_SET_SOCKET) ---- */
+
+static int
+display_attach(struct vm *vm)
+{
+	struct vu_msg msg;
+	struct timeval tv = {.tv_sec = 5};
+	int sv[2];
+
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+	g_assert_cmpint(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), ==, 0);
+	vu_msg_init(&msg, VU_REQ_GPU_SET_SOCKET, 0, 0);
+	msg.fds[0] = sv[1];
+	msg.n_fds = 1;
+	g_assert_cmpint(vu_frontend_request(vm->f, &msg, true, NULL), ==, 0);
+	close(sv[1]);
+	return sv[0];
+}
+
+static void
+read_all(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, (uint8_t *)buf + done, len - done);
+		g_assert_cmpint(n, >, 0);
+		done += (size_t)n;
+	}
+}
+
+/* Reads one message; its payload (up to cap bytes) goes to payload. */
+static struct vgpu_msg_hdr
+display_read(int fd, void *payload, size_t cap)
+{
+	struct vgpu_msg_hdr hdr;
+
+	read_all(fd, &hdr, sizeof(hdr));
+	g_assert_cmpuint(hdr.flags, ==, 0);
+	g_assert_cmpuint(hdr.size, <=, cap);
+	read_all(fd, payload, hdr.size);
+	return hdr;
+}
+
+/* The backend closed its end: end of file, or ECONNRESET if it left bytes unread. */
+static void
+assert_display_closed(int fd)
+{
+	char c;
+	ssize_t n = read(fd, &c, 1);
+
+	if (n < 0)
+		g_assert_cmpint(errno, ==, ECONNRESET);
+	else
+		g_assert_cmpint(n, ==, 0);
+}
+
+static void
+display_handshake(int fd, uint64_t offer)
+{
+	struct vgpu_msg_hdr hdr;
+	uint64_t agreed;
+	struct {
+		struct vgpu_msg_hdr hdr;
+		uint64_t features;
+	} __attribute__((packed)) reply = {
+		{VGPU_REQ_GET_PROTOCOL_FEATURES, VGPU_MSG_FLAG_REPLY, 8},
+		offer,
+	};
+
+	hdr = display_read(fd, NULL, 0);
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_GET_PROTOCOL_FEATURES);
+	g_assert_cmpint(write(fd, &reply, sizeof(reply)), ==, sizeof(reply));
+	hdr = display_read(fd, &agreed, sizeof(agreed));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SET_PROTOCOL_FEATURES);
+	g_assert_cmpuint(hdr.size, ==, 8);
+	/* only DMABUF2 is taken: the device answers GET_EDID itself */
+	g_assert_cmpuint(agreed, ==, offer & (1ull << VGPU_PROTOCOL_F_DMABUF2));
+}
+
+/* ---- tests ---- */
+
+static void
+test_negotiate(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	struct virtio_gpu_config cfg;
+	struct gpu_guest_reply reply;
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	g_assert_cmphex(vu_frontend_features(vm.f) & GPU_FEATURES, ==, GPU_FEATURES);
+	g_assert_cmpint(vu_frontend_get_config(vm.f, 0, &cfg, sizeof(cfg)), ==, 0);
+	g_assert_cmpuint(cfg.num_scanouts, ==, 1);
+	g_assert_cmpuint(cfg.num_capsets, ==, 0);
+	g_assert_cmpint(gpu_guest_get_display_info(vm.g, &reply), ==,
+			VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+	g_assert_cmpuint(reply.display_info.pmodes[0].enabled, ==, 1);
+	g_assert_cmpuint(reply.display_info.pmodes[0].r.width, ==, 1024);
+	g_assert_cmpuint(reply.display_info.pmodes[0].r.height, ==, 768);
+	g_assert_cmpint(gpu_guest_get_edid(vm.g, 0, &reply), ==, VIRTIO_GPU_RESP_OK_EDID);
+	/* the cursor queue gets no reply data, but its requests are consumed */
+	g_assert_cmpint(gpu_guest_move_cursor(vm.g, 0, 10, 10), >=, 0);
+	vm_free(&vm);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
+static void
+test_nv12_uuid_through_crossbufd(void)
+{
+	struct broker b;
+	struct gpu_proc p;
+	struct vm vm;
+	struct crossbuf_client *c;
+	struct crossbuf_buffer_info info;
+	uint8_t uuid[16], uuid2[16], *guest, *map;
+	int fd = -1;
+
+	broker_start(&b, NULL, 0);
+	gpu_start(&p, b.socket, false);
+	vm_connect(&vm, &p);
+
+	vm_create_nv12(&vm, 7);
+	guest = vm_attach(&vm, 7, W * H * 3 / 2);
+	cb_test_pattern(guest, W * H * 3 / 2, 77);
+	vm_transfer_3d(&vm, 7);
+	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 7, uuid), ==,
+			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	/* asking again names the same object */
+	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 7, uuid2), ==,
+			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	g_assert_cmpmem(uuid, 16, uuid2, 16);
+	/* the VMM's shared object table heard of it too */
+	g_assert_true(vu_frontend_has_shared_object(vm.f, uuid));
+
+	/* another client of the broker resolves it and sees the guest's pixels */
+	c = broker_client(&b, NULL, 0);
+	g_assert_cmpint(crossbuf_client_lookup(c, uuid, &info, &fd), ==, 0);
+	g_assert_cmphex(info.fourcc, ==, DRM_FORMAT_NV12);
+	g_assert_cmpuint(info.width, ==, W);
+	g_assert_cmpuint(info.height, ==, H);
+	g_assert_cmpuint(info.num_planes, ==, 2);
+	g_assert_cmpuint(info.device_kind, ==, CROSSBUF_DEVICE_GPU);
+	g_assert_cmpuint(info.resource_id, ==, 7);
+	map = mmap(NULL, info.size, PROT_READ, MAP_SHARED, fd, 0);
+	g_assert_true(map != MAP_FAILED);
+	for (unsigned y = 0; y < H; y++)
+		g_assert_cmpmem(map + info.planes[0].offset + y * info.planes[0].stride, W,
+				guest + y * W, W);
+	for (unsigned y = 0; y < H / 2; y++)
+		g_assert_cmpmem(map + info.planes[1].offset + y * info.planes[1].stride, W,
+				guest + W * H + y * W, W);
+	munmap(map, info.size);
+	close(fd);
+
+	/* UNREF takes it out of the registry and the VMM's table */
+	g_assert_cmpint(gpu_guest_resource_unref(vm.g, 7), ==, VIRTIO_GPU_RESP_OK_NODATA);
+	g_assert_false(vu_frontend_has_shared_object(vm.f, uuid));
+	g_assert_cmpint(crossbuf_client_lookup(c, uuid, &info, &fd), ==, -ENOENT);
+
+	/* the device's exports go when the VMM disconnects */
+	vm_create_nv12(&vm, 8);
+	vm_attach(&vm, 8, W * H * 3 / 2);
+	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 8, uuid), ==,
+			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	vm_free(&vm);
+	for (int i = 0; i < 200; i++) {
+		if (crossbuf_client_lookup(c, uuid, &info, &fd) == -ENOENT)
+			break;
+		close(fd);
+		g_usleep(10000);
+	}
+	g_assert_cmpint(crossbuf_client_lookup(c, uuid, &info, &fd), ==, -ENOENT);
+	crossbuf_client_unref(c);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+	broker_stop(&b);
+}
+
+static void
+test_png_scanout(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	g_autofree char *png = NULL, *data = NULL;
+	gsize len = 0;
+
+	gpu_start(&p, NULL, true);
+	vm_connect(&vm, &p);
+	vm_xrgb(&vm, 1, 5);
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	png = g_build_filename(p.png_dir, "scanout-0.png", NULL);
+	g_assert_true(g_file_get_contents(png, &data, &len, NULL));
+	g_assert_cmpuint(len, >, 33);
+	g_assert_cmpmem(data, 8, "\x89PNG\r\n\x1a\n", 8);
+	/* IHDR: width and height, big-endian */
+	g_assert_cmpuint(GUINT32_FROM_BE(*(uint32_t *)(data + 16)), ==, W);
+	g_assert_cmpuint(GUINT32_FROM_BE(*(uint32_t *)(data + 20)), ==, H);
+	vm_free(&vm);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
+/* BT.601 limited range, as the display sink converts */
+static void
+assert_close(uint32_t xrgb, uint8_t r, uint8_t g, uint8_t b)
+{
+	g_assert_cmpint(abs((int)((xrgb >> 16) & 0xff) - r), <=, 2);
+	g_assert_cmpint(abs((int)((xrgb >> 8) & 0xff) - g), <=, 2);
+	g_assert_cmpint(abs((int)(xrgb & 0xff) - b), <=, 2);
+}
+
+static void
+test_display_socket(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	struct vgpu_scanout so;
+	struct vgpu_msg_hdr hdr;
+	struct gpu_guest_reply reply;
+	static uint8_t payload[sizeof(struct vgpu_update) + W * H * 4];
+	const struct vgpu_update *u = (const void *)payload;
+	const uint32_t *px = (const void *)(payload + sizeof(*u));
+	uint8_t *guest;
+	int d;
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	d = display_attach(&vm);
+	display_handshake(d, (1ull << VGPU_PROTOCOL_F_EDID) | (1ull << VGPU_PROTOCOL_F_DMABUF2));
+
+	/* XRGB: SCANOUT, then the flushed pixels as they are (X set) */
+	guest = vm_xrgb(&vm, 1, 9);
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpuint(so.scanout_id, ==, 0);
+	g_assert_cmpuint(so.width, ==, W);
+	g_assert_cmpuint(so.height, ==, H);
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, payload, sizeof(payload));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_UPDATE);
+	g_assert_cmpuint(hdr.size, ==, sizeof(*u) + W * H * 4);
+	g_assert_cmpuint(u->x, ==, 0);
+	g_assert_cmpuint(u->width, ==, W);
+	g_assert_cmpuint(u->height, ==, H);
+	for (unsigned i = 0; i < W * H; i++) {
+		uint32_t want;
+		memcpy(&want, guest + i * 4, 4);
+		g_assert_cmphex(px[i], ==, want | 0xff000000u);
+	}
+	/* a damaged part only */
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 8, 4, 16, 2), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, payload, sizeof(payload));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_UPDATE);
+	g_assert_cmpuint(hdr.size, ==, sizeof(*u) + 16 * 2 * 4);
+	g_assert_cmpuint(u->x, ==, 8);
+	g_assert_cmpuint(u->y, ==, 4);
+	g_assert_cmphex(px[0], ==, *(uint32_t *)(guest + (4 * W + 8) * 4) | 0xff000000u);
+
+	/* NV12 (a decoder's output): converted to XRGB; BT.601 red */
+	vm_create_nv12(&vm, 2);
+	guest = vm_attach(&vm, 2, W * H * 3 / 2);
+	memset(guest, 81, W * H);
+	for (unsigned i = 0; i < W * H / 2; i += 2) {
+		guest[W * H + i] = 90;
+		guest[W * H + i + 1] = 240;
+	}
+	vm_transfer_3d(&vm, 2);
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 2, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 2, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, payload, sizeof(payload));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_UPDATE);
+	assert_close(px[0], 255, 0, 0);
+	assert_close(px[W * H - 1], 255, 0, 0);
+
+	/* disabling: SCANOUT 0x0 */
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 0, 0, 0, 0, 0), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpuint(so.width, ==, 0);
+
+	/* a malformed message from the display end costs the display socket only */
+	{
+		struct vgpu_msg_hdr bad = {VGPU_REQ_GET_EDID, VGPU_MSG_FLAG_REPLY, 4};
+		uint32_t junk = 0;
+		g_assert_cmpint(write(d, &bad, sizeof(bad)), ==, sizeof(bad));
+		g_assert_cmpint(write(d, &junk, sizeof(junk)), ==, sizeof(junk));
+		assert_display_closed(d);
+	}
+	g_assert_cmpint(gpu_guest_get_display_info(vm.g, &reply), ==,
+			VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+	close(d);
+
+	/* a new display socket gets the scanout that is on */
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	d = display_attach(&vm);
+	hdr = display_read(d, NULL, 0);
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_GET_PROTOCOL_FEATURES);
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpuint(so.width, ==, W);
+	vm_free(&vm);
+	/* the reset disables the scanout, then the display socket goes with the connection */
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpuint(so.width, ==, 0);
+	assert_display_closed(d);
+	close(d);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
+static void
+test_mem_table_change(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	struct gpu_guest_reply reply;
+	uint8_t *guest;
+	int d;
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	guest = vm_xrgb(&vm, 1, 3);
+	/* the VMM sends the table again (hotplug): backings follow it */
+	g_assert_cmpint(vu_frontend_set_mem_table(vm.f), ==, 0);
+	cb_test_pattern(guest, W * H * 4, 4);
+	g_assert_cmpint(gpu_guest_transfer_to_host_2d(vm.g, 1, 0, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	d = display_attach(&vm);
+	display_handshake(d, 0);
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 0, 0, 1, 1), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	{
+		struct vgpu_scanout so;
+		uint8_t buf[sizeof(struct vgpu_update) + 4];
+		uint32_t got;
+		g_assert_cmpuint(display_read(d, &so, sizeof(so)).request, ==, VGPU_REQ_SCANOUT);
+		g_assert_cmpuint(display_read(d, buf, sizeof(buf)).request, ==, VGPU_REQ_UPDATE);
+		memcpy(&got, buf + sizeof(struct vgpu_update), 4);
+		g_assert_cmphex(got, ==, *(uint32_t *)guest | 0xff000000u);
+	}
+	g_assert_cmpint(gpu_guest_get_display_info(vm.g, &reply), ==,
+			VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+	close(d);
+	vm_free(&vm);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
+static void
+test_malformed(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	struct gpu_guest_reply reply;
+	uint32_t garbage[4] = {VU_REQ_GET_FEATURES, 0xff, 0, 0};
+	uint8_t shortreq[8] = {0};
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	/* a malformed virtio-gpu request is answered with an error, nothing more */
+	g_assert_cmpint(gpu_guest_send_raw(vm.g, shortreq, sizeof(shortreq), NULL, 0, 24, &reply),
+			==, VIRTIO_GPU_RESP_ERR_UNSPEC);
+	/* a malformed vhost-user message ends that connection only */
+	g_assert_cmpint(vu_frontend_send_raw(vm.f, garbage, 12, NULL, 0), ==, 0);
+	g_assert_cmpint(vu_frontend_wait_hangup(vm.f, TIMEOUT_MS), ==, 0);
+	vm_free(&vm);
+	/* the next VMM is served */
+	vm_connect(&vm, &p);
+	g_assert_cmpint(gpu_guest_get_display_info(vm.g, &reply), ==,
+			VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+	vm_free(&vm);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
+static void
+test_sigterm(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	g_autofree char *log = NULL;
+	int status;
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	vm_xrgb(&vm, 1, 1);
+	/* SIGTERM with a VMM connected and resources alive: a clean exit 0 */
+	g_assert_cmpint(kill(p.pid, SIGTERM), ==, 0);
+	g_assert_cmpint(waitpid(p.pid, &status, 0), ==, p.pid);
+	g_assert_true(WIFEXITED(status));
+	g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+	g_assert_cmpint(vu_frontend_wait_hangup(vm.f, TIMEOUT_MS), ==, 0);
+	vm_free(&vm);
+	log = gpu_log(&p);
+	g_assert_nonnull(strstr(log, "backend memfd"));
+	g_assert_nonnull(strstr(log, "negotiated features"));
+	g_assert_nonnull(strstr(log, "RESOURCE_UUID RESOURCE_BLOB"));
+	g_assert_nonnull(strstr(log, "stopping"));
+	/* the socket path is gone */
+	g_assert_false(g_file_test(p.socket, G_FILE_TEST_EXISTS));
+	p.pid = 0;
+	g_unlink(p.log);
+	g_rmdir(p.dir);
+	g_free(p.dir);
+	g_free(p.socket);
+	g_free(p.log);
+}
+
+static int
+run(const char *const *args)
+{
+	const char *exe = g_getenv("CROSSBUF_GPU");
+	const char *argv[8] = {exe};
+	int status = -1;
+
+	for (unsigned i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = args[i];
+	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL,
+				   G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+				   NULL, NULL, NULL, &status, NULL));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_command_line(void)
+{
+	g_assert_cmpint(run((const char *[]){"--help", NULL}), ==, 0);
+	g_assert_cmpint(run((const char *[]){"--version", NULL}), ==, 0);
+	g_assert_cmpint(run((const char *[]){NULL}), ==, 2);
+	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--backend",
+					     "vulkan", NULL}),
+			==, 2);
+	/* an unreachable broker is a startup error, not a silent embedded registry */
+	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--broker",
+					     "/nonexistent/broker.sock", NULL}),
+			==, 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	cb_test_add("/gpu-bridge/vhost/command-line", test_command_line);
+	cb_test_add("/gpu-bridge/vhost/negotiate", test_negotiate);
+	cb_test_add("/gpu-bridge/vhost/nv12-uuid-through-crossbufd",
+		    test_nv12_uuid_through_crossbufd);
+	cb_test_add("/gpu-bridge/vhost/png-scanout", test_png_scanout);
+	cb_test_add("/gpu-bridge/vhost/display-socket", test_display_socket);
+	cb_test_add("/gpu-bridge/vhost/mem-table-change", test_mem_table_change);
+	cb_test_add("/gpu-bridge/vhost/malformed", test_malformed);
+	cb_test_add("/gpu-bridge/vhost/sigterm", test_sigterm);
+	return g_test_run();
+}
