@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The whole test suite, from a fresh Debian 12 machine: installs dependencies, builds, runs
-# every test in a normal build, then the registry and fuzz-corpus tests under
-# AddressSanitizer+UBSan and under valgrind. Prints "N passed, N failed, N skipped".
+# every test in a normal build, then the registry, device, transport and fuzz-corpus tests
+# under AddressSanitizer+UBSan, and the registry, gpu-bridge and vhost-user tests under
+# valgrind (the media decoding tests are too slow there). Prints "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,8 +66,10 @@ fi
 
 run "default build" build "${werror[@]}" --
 run "address,undefined sanitizers" build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-	"${werror[@]}" -- --suite registry --suite fuzz --suite common
-run "valgrind" build -- --setup valgrind --suite registry --suite common
+	"${werror[@]}" -- --suite registry --suite fuzz --suite common --suite gpu-bridge \
+	--suite media-device --suite vhost-user
+run "valgrind" build -- --setup valgrind --suite registry --suite common --suite gpu-bridge \
+	--suite vhost-user
 
 echo "$passed passed, $failed failed, $skipped skipped"
 if ((failed > 0)); then

@@ -559,7 +559,8 @@ test_output_object(void)
 	/* Bitstream in a virtio object (another device's buffer) rather than guest memory. */
 	harness_init(&h, true, 0);
 	memcpy(fr.magic, FAKE_MAGIC, 4);
-	fd = cb_test_memfd("bitstream", &fr, 4096);
+	fd = cb_test_memfd("bitstream", NULL, 4096);
+	g_assert_cmpint(pwrite(fd, &fr, sizeof(fr), 0), ==, (ssize_t)sizeof(fr));
 	g_assert_cmpint(crossbuf_client_export(h.exporter, fd, &info, uuid[0]), ==, 0);
 	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
