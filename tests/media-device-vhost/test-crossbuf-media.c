@@ -161,6 +161,9 @@ struct guest {
 	bool dead; /* the backend hung up */
 };
 
+/* Eventq buffers the guest posts (1..N_EVBUF): fewer makes events wait in the device. */
+static unsigned n_evbuf = N_EVBUF;
+
 static void
 add_event_buffer(struct guest *g, unsigned i)
 {
@@ -312,6 +315,12 @@ submit(void *userdata, const struct cb_request *req, size_t *ret_used)
 
 	pthread_mutex_lock(&g->submit_lock);
 	pthread_mutex_lock(&g->lock);
+	if (g->stop || g->dead) {
+		/* No device any more (the driver is being freed after a hang-up). */
+		pthread_mutex_unlock(&g->lock);
+		pthread_mutex_unlock(&g->submit_lock);
+		return -ECONNRESET;
+	}
 	g->req = req;
 	g->done = false;
 	pthread_cond_broadcast(&g->cond);
@@ -364,7 +373,7 @@ guest_init(struct guest *g, struct vu_frontend *f)
 	g_assert_cmpint(vu_frontend_alloc(f, CMD_MAX, 4096, &g->out_gpa), ==, 0);
 	for (unsigned i = 0; i < QSIZE; i++)
 		g->ev_of_head[i] = -1;
-	for (unsigned i = 0; i < N_EVBUF; i++) {
+	for (unsigned i = 0; i < n_evbuf; i++) {
 		g_assert_cmpint(vu_frontend_alloc(f, VIRTIO_MEDIA_EVENT_MAX_SIZE, 64, &g->ev_gpa[i]),
 				==, 0);
 		add_event_buffer(g, i);
@@ -393,8 +402,9 @@ guest_fini(struct guest *g)
 	pthread_mutex_unlock(&g->lock);
 	g_assert_cmpint(write(g->wake_fd, &one, sizeof(one)), ==, sizeof(one));
 	pthread_join(g->pump, NULL);
-	vmdrv_free(g->drv);
+	/* Sessions still open are dropped with the connection (their CLOSE fails). */
 	vu_frontend_free(g->f);
+	vmdrv_free(g->drv);
 	close(g->wake_fd);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->submit_lock);
@@ -639,9 +649,14 @@ picture_md5(const struct capture *c, unsigned index)
 	return r;
 }
 
-/* Decodes an IVF stream as a V4L2 client does; every frame's md5 must equal ffmpeg's. */
+/*
+ * Decodes an IVF stream as a V4L2 client does; every frame's md5 must equal ffmpeg's. With
+ * stop_after > 0, returns after that many frames leaving the session as it is (decoding,
+ * buffers mapped), for a frontend that goes away mid-stream.
+ */
 static void
-decode_ivf(struct guest *g, const char *name, uint32_t coded, struct crossbuf_client *exporter)
+decode_ivf(struct guest *g, const char *name, uint32_t coded, struct crossbuf_client *exporter,
+	   unsigned stop_after)
 {
 	struct capture c = {.exporter = exporter};
 	struct vmdrv_session *s;
@@ -749,6 +764,11 @@ decode_ivf(struct guest *g, const char *name, uint32_t coded, struct crossbuf_cl
 						st->md5[frames]);
 				g_free(md5);
 				frames++;
+				if (frames == stop_after) {
+					stream_free(st);
+					g_free(st);
+					return;
+				}
 			}
 			if (b.flags & V4L2_BUF_FLAG_LAST) {
 				g_assert_true(draining);
@@ -865,7 +885,7 @@ test_decode_mmap(void)
 	}
 	media_start(&p, NULL);
 	guest_init(&g, frontend_connect(&p));
-	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL);
+	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
 	guest_fini(&g);
 	media_stop(&p);
 }
@@ -886,13 +906,83 @@ test_decode_object_broker(void)
 	exporter = broker_client(&br, NULL, 0);
 	media_start(&p, br.socket);
 	guest_init(&g, frontend_connect(&p));
-	decode_ivf(&g, "vp8-176x100.ivf", V4L2_PIX_FMT_VP8, exporter);
+	decode_ivf(&g, "vp8-176x100.ivf", V4L2_PIX_FMT_VP8, exporter, 0);
 	guest_fini(&g);
 	media_stop(&p);
 	/* Every entry was removed; the device's connection to the broker went with it. */
 	broker_wait_entries(&br, 0);
 	crossbuf_client_unref(exporter);
 	broker_stop(&br);
+}
+
+/* Only one eventq buffer: events wait in the device's backlog and go out one by one. */
+static void
+test_decode_one_event_buffer(void)
+{
+	struct media_proc p;
+	struct guest g;
+
+	if (!codec_supports(V4L2_PIX_FMT_VP9)) {
+		g_test_skip("this libavcodec cannot decode VP9");
+		return;
+	}
+	media_start(&p, NULL);
+	n_evbuf = 1;
+	guest_init(&g, frontend_connect(&p));
+	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
+	guest_fini(&g);
+	n_evbuf = N_EVBUF;
+	media_stop(&p);
+}
+
+/* The device process' open fds once they stop changing (its workers wind down). */
+static int
+settled_fd_count(pid_t pid)
+{
+	int last = -1, same = 0;
+
+	for (int i = 0; i < 500 && same < 5; i++) {
+		int n = cb_test_count_fds(pid);
+
+		same = n == last ? same + 1 : 0;
+		last = n;
+		g_usleep(10000);
+	}
+	return last;
+}
+
+/*
+ * The frontend goes away in the middle of a stream, a session decoding and its buffers
+ * mapped: the device releases everything (the process is back to its idle fd count) and the
+ * next frontend decodes the stream whole.
+ */
+static void
+test_disconnect_mid_stream(void)
+{
+	struct media_proc p;
+	struct guest g;
+	int idle;
+
+	if (!codec_supports(V4L2_PIX_FMT_VP9)) {
+		g_test_skip("this libavcodec cannot decode VP9");
+		return;
+	}
+	media_start(&p, NULL);
+	for (int i = 0; i < 500 && !g_file_test(p.socket, G_FILE_TEST_EXISTS); i++)
+		g_usleep(10000);
+	idle = settled_fd_count(p.pid);
+	g_assert_cmpint(idle, >, 0);
+	guest_init(&g, frontend_connect(&p));
+	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 3);
+	g_assert_cmpint(cb_test_count_fds(p.pid), >, idle);
+	guest_fini(&g);
+	g_assert_cmpint(settled_fd_count(p.pid), ==, idle);
+
+	guest_init(&g, frontend_connect(&p));
+	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
+	guest_fini(&g);
+	g_assert_cmpint(settled_fd_count(p.pid), ==, idle);
+	media_stop(&p);
 }
 
 /* A frontend whose connection the device must end; the next one must be served. */
@@ -1001,6 +1091,9 @@ main(int argc, char **argv)
 	cb_test_add("/media-device-vhost/session-ioctls-expbuf", test_session);
 	cb_test_add("/media-device-vhost/decode-vp9-mmap", test_decode_mmap);
 	cb_test_add("/media-device-vhost/decode-vp8-object-broker", test_decode_object_broker);
+	cb_test_add("/media-device-vhost/decode-vp9-one-eventq-buffer",
+		    test_decode_one_event_buffer);
+	cb_test_add("/media-device-vhost/disconnect-mid-stream", test_disconnect_mid_stream);
 	cb_test_add("/media-device-vhost/malformed-then-next-frontend", test_malformed);
 	return g_test_run();
 }
