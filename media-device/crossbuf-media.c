@@ -483,6 +483,9 @@ usage(FILE *f)
 		"  -d, --domain=NAME       the registry domain (the VM), default \"%s\"\n"
 		"  -c, --card=NAME         the card name in the config space\n"
 		"  -p, --protected         ask the registry for the right to protected buffers\n"
+		"  -u, --allow-unsealed-memory\n"
+		"                          accept guest RAM without F_SEAL_SHRINK (hugetlbfs,\n"
+		"                          memory-backend-file); a VMM shrinking it would crash us\n"
 		"  -h, --help              show this help\n"
 		"  -V, --version           show the version\n"
 		"\n"
@@ -520,18 +523,21 @@ main(int argc, char **argv)
 		{"domain", required_argument, NULL, 'd'},
 		{"card", required_argument, NULL, 'c'},
 		{"protected", no_argument, NULL, 'p'},
+		{"allow-unsealed-memory", no_argument, NULL, 'u'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
 	static const uint64_t shmem_sizes[] = {SHM_SIZE};
-	const struct vu_backend_device vdev = {
+	struct vu_backend_device vdev = {
 		.features = 0,
 		.n_queues = 2,
 		.max_queue_size = QUEUE_SIZE_MAX,
 		.config_size = sizeof(struct virtio_media_config),
 		.n_shmem = 1,
 		.shmem_sizes = shmem_sizes,
+		/* SHARED_PAGES buffers live in guest RAM: a file shrunk under them is SIGBUS. */
+		.require_sealed_memory = true,
 		.get_config = get_config,
 		.set_config = set_config,
 		.queue_start = queue_start,
@@ -546,7 +552,7 @@ main(int argc, char **argv)
 	bool protected_ = false;
 	int opt, r, status = 1;
 
-	while ((opt = getopt_long(argc, argv, "s:b:d:c:phV", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:b:d:c:puhV", options, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			socket_path = optarg;
@@ -562,6 +568,9 @@ main(int argc, char **argv)
 			break;
 		case 'p':
 			protected_ = true;
+			break;
+		case 'u':
+			vdev.require_sealed_memory = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -621,9 +630,10 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	log_msg("%s listening on %s; registry: %s%s, domain \"%s\"%s", CROSSBUF_VERSION,
+	log_msg("%s listening on %s; registry: %s%s, domain \"%s\"%s%s", CROSSBUF_VERSION,
 		socket_path, broker ? "crossbufd at " : "embedded", broker ? broker : "", domain,
-		protected_ ? ", protected buffers allowed" : "");
+		protected_ ? ", protected buffers allowed" : "",
+		vdev.require_sealed_memory ? "" : ", unsealed guest memory accepted");
 
 	r = vu_backend_run(m.backend);
 	if (r < 0)
