@@ -985,6 +985,112 @@ test_disconnect_mid_stream(void)
 	media_stop(&p);
 }
 
+/*
+ * The exporter removes a CAPTURE object while it is queued: the broker tells the device on
+ * the registry client's fd, which crossbuf-media watches in its loop, and the buffer comes
+ * back flagged ERROR with no further command from the guest (DQBUF is served from events).
+ */
+static void
+test_object_removed_while_queued(void)
+{
+	struct broker br;
+	struct crossbuf_client *exporter;
+	struct media_proc p;
+	struct guest g;
+	struct stream *st = g_new0(struct stream, 1);
+	struct capture c = {0};
+	struct vmdrv_session *s;
+	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .count = 1};
+	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_SOURCE_CHANGE};
+	struct v4l2_plane op[1] = {{0}}, cp[1];
+	struct v4l2_buffer ob = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+				 .memory = V4L2_MEMORY_MMAP,
+				 .length = 1,
+				 .m.planes = op};
+	struct v4l2_event ev;
+	int otype = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+	uint64_t addr, len;
+	unsigned victim;
+	bool seen = false;
+	void *ptr;
+
+	if (!codec_supports(V4L2_PIX_FMT_VP8)) {
+		g_test_skip("this libavcodec cannot decode VP8");
+		g_free(st);
+		return;
+	}
+	stream_load_ivf(st, "vp8-176x100.ivf");
+	broker_start(&br, NULL, 0);
+	exporter = broker_client(&br, NULL, 0);
+	c.exporter = exporter;
+	media_start(&p, br.socket);
+	guest_init(&g, frontend_connect(&p));
+	g_assert_cmpint(vmdrv_open(g.drv, &s), ==, 0);
+	f.fmt.pix_mp.pixelformat = V4L2_PIX_FMT_VP8;
+	f.fmt.pix_mp.plane_fmt[0].sizeimage = OUT_SIZE;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYBUF, &ob), ==, 0);
+	g_assert_cmpint(vmdrv_mmap(s, op[0].m.mem_offset, true, &ptr, &addr, &len), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &otype), ==, 0);
+	/* The first frame only: its header makes the device ask for CAPTURE buffers. */
+	memcpy(ptr, st->data + st->units[0].off, st->units[0].len);
+	op[0].bytesused = (uint32_t)st->units[0].len;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QBUF, &ob), ==, 0);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DQEVENT, &ev), ==, 0);
+	g_assert_cmpuint(ev.type, ==, V4L2_EVENT_SOURCE_CHANGE);
+	capture_setup(&g, s, &c);
+	g_assert_cmpuint(c.count, >=, 2);
+	/* The first frame takes one buffer at most: the last queued stays free. */
+	victim = c.count - 1;
+	g_assert_cmpint(crossbuf_client_remove(exporter, c.uuid[victim]), ==, 0);
+	vmdrv_set_timeout(s, 5000);
+	for (unsigned i = 0; i < c.count && !seen; i++) {
+		struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					.length = 1,
+					.m.planes = cp};
+
+		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DQBUF, &b), ==, 0);
+		if (b.index == victim) {
+			g_assert_true(b.flags & V4L2_BUF_FLAG_ERROR);
+			g_assert_cmpuint(cp[0].bytesused, ==, 0);
+			seen = true;
+		}
+	}
+	g_assert_true(seen);
+	/* Its UUID is gone: queuing it again is refused. */
+	{
+		struct v4l2_buffer b = {.index = victim,
+					.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					.memory = V4L2_MEMORY_DMABUF,
+					.length = 1,
+					.m.planes = cp};
+		struct vmdrv_mem mem = {.uuids = (const uint8_t(*)[16])c.uuid[victim]};
+
+		memset(cp, 0, sizeof(cp));
+		g_assert_cmpint(vmdrv_qbuf_mem(s, &b, &mem), ==, -EINVAL);
+	}
+	/* Release: the victim's entry is already gone. */
+	g_assert_cmpint(crossbuf_client_export_uuid(exporter, c.uuid[victim], c.fd[victim],
+						    &(struct crossbuf_buffer_info){
+							    .device_kind = CROSSBUF_DEVICE_TOOL}),
+			==, 0);
+	capture_release(&g, s, &c);
+	g_assert_cmpint(vmdrv_munmap(g.drv, addr), ==, 0);
+	vmdrv_close(s);
+	guest_fini(&g);
+	media_stop(&p);
+	broker_wait_entries(&br, 0);
+	crossbuf_client_unref(exporter);
+	broker_stop(&br);
+	stream_free(st);
+	g_free(st);
+}
+
 /* A frontend whose connection the device must end; the next one must be served. */
 static void
 check_next_frontend_served(struct media_proc *p)
@@ -1091,6 +1197,8 @@ main(int argc, char **argv)
 	cb_test_add("/media-device-vhost/session-ioctls-expbuf", test_session);
 	cb_test_add("/media-device-vhost/decode-vp9-mmap", test_decode_mmap);
 	cb_test_add("/media-device-vhost/decode-vp8-object-broker", test_decode_object_broker);
+	cb_test_add("/media-device-vhost/object-removed-while-queued",
+		    test_object_removed_while_queued);
 	cb_test_add("/media-device-vhost/decode-vp9-one-eventq-buffer",
 		    test_decode_one_event_buffer);
 	cb_test_add("/media-device-vhost/disconnect-mid-stream", test_disconnect_mid_stream);
