@@ -37,10 +37,10 @@
 #include <unistd.h>
 
 /* Shared memory region 0: where every MMAP plane the driver maps is placed. */
-#define SHM_SIZE (1ull << 30)
-#define PAGE     4096u
+#define SHM_SIZE          (1ull << 30)
+#define PAGE              4096u
 /* Both queues; the eventq holds at most this many of the driver's buffers. */
-#define QUEUE_SIZE_MAX 1024u
+#define QUEUE_SIZE_MAX    1024u
 /*
  * Events waiting for an eventq buffer. A driver that returns eventq buffers as the Linux one
  * does never comes near: this is a DQBUF for every buffer of every possible session (64
@@ -63,7 +63,7 @@ struct shm_range {
 
 struct vmedia {
 	struct vu_backend *backend;
-	struct media_device *dev; /* NULL only if re-creating it after a reset failed */
+	struct media_device *dev;           /* NULL only if re-creating it after a reset failed */
 	struct crossbuf_registry *registry; /* embedded registry, or NULL with --broker */
 	struct crossbuf_client *client;
 	const char *card;
@@ -88,8 +88,7 @@ struct vmedia {
 
 static struct vu_backend *stop_target;
 
-static void _printf_(1, 2)
-log_msg(const char *fmt, ...)
+static void _printf_(1, 2) log_msg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -221,7 +220,8 @@ events_flush(struct vmedia *m)
 			return;
 		elem = held_pop(m);
 		if (iov_size(elem->req.out, elem->req.n_out) < e->len) {
-			/* Too small for this event: returned empty, the event waits for the next. */
+			/* Too small for this event: returned empty, the event waits for the next.
+			 */
 			event_push_front(m, e);
 			vu_backend_complete(m->backend, elem, 0);
 			continue;
@@ -387,8 +387,9 @@ queue_start(void *data, unsigned queue)
 		log_msg("negotiated features 0x%" PRIx64 " (EVENT_IDX %s, INDIRECT_DESC %s), "
 			"protocol features 0x%" PRIx64 " (REPLY_ACK %s, BACKEND_REQ %s, CONFIG %s, "
 			"SHMEM %s, SHARED_OBJECT %s)",
-			f, yes_no(f, VIRTIO_RING_F_EVENT_IDX), yes_no(f, VIRTIO_RING_F_INDIRECT_DESC),
-			p, yes_no(p, VU_PROTOCOL_F_REPLY_ACK), yes_no(p, VU_PROTOCOL_F_BACKEND_REQ),
+			f, yes_no(f, VIRTIO_RING_F_EVENT_IDX),
+			yes_no(f, VIRTIO_RING_F_INDIRECT_DESC), p,
+			yes_no(p, VU_PROTOCOL_F_REPLY_ACK), yes_no(p, VU_PROTOCOL_F_BACKEND_REQ),
 			yes_no(p, VU_PROTOCOL_F_CONFIG), yes_no(p, VU_PROTOCOL_F_SHMEM),
 			yes_no(p, VU_PROTOCOL_F_SHARED_OBJECT));
 		if (!(p & (1ull << VU_PROTOCOL_F_SHMEM)))
@@ -503,8 +504,8 @@ registry_connect(struct vmedia *m, const char *broker, const char *domain, bool 
 		return r;
 	if ((r = crossbuf_client_set_domain(m->client, domain)) < 0 ||
 	    (r = crossbuf_client_set_device_kind(m->client, CROSSBUF_DEVICE_MEDIA)) < 0 ||
-	    (r = crossbuf_client_set_rights(m->client,
-					    protected_ ? CROSSBUF_RIGHT_PROTECTED : 0)) < 0)
+	    (r = crossbuf_client_set_rights(m->client, protected_ ? CROSSBUF_RIGHT_PROTECTED : 0)) <
+		    0)
 		return r;
 	if (broker)
 		return crossbuf_client_connect(m->client, broker);

@@ -151,7 +151,7 @@ struct guest {
 	int wake_fd;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_mutex_t submit_lock; /* one request in flight */
+	pthread_mutex_t submit_lock;  /* one request in flight */
 	const struct cb_request *req; /* the request to send, NULL when none */
 	bool sent;
 	bool done;
@@ -248,7 +248,8 @@ pump(void *data)
 		}
 		pthread_mutex_unlock(&g->lock);
 
-		while ((r = vu_frontend_queue_wait(g->f, VIRTIO_MEDIA_EVENTQ, 0, &head, &len)) == 0) {
+		while ((r = vu_frontend_queue_wait(g->f, VIRTIO_MEDIA_EVENTQ, 0, &head, &len)) ==
+		       0) {
 			int i = g->ev_of_head[head];
 
 			g_assert_cmpint(i, >=, 0);
@@ -350,8 +351,8 @@ guest_init(struct guest *g, struct vu_frontend *f)
 
 	memset(g, 0, sizeof(*g));
 	g->f = f;
-	g_assert_cmpint(vu_frontend_negotiate(f, 1ull << VIRTIO_RING_F_EVENT_IDX, want_protocol), ==,
-			0);
+	g_assert_cmpint(vu_frontend_negotiate(f, 1ull << VIRTIO_RING_F_EVENT_IDX, want_protocol),
+			==, 0);
 	g_assert_cmpuint(vu_frontend_protocol_features(f), ==, want_protocol);
 	g_assert_true(vu_frontend_features(f) & (1ull << VIRTIO_RING_F_EVENT_IDX));
 	g_assert_cmpuint(vu_frontend_queue_num(f), ==, 2);
@@ -374,8 +375,9 @@ guest_init(struct guest *g, struct vu_frontend *f)
 	for (unsigned i = 0; i < QSIZE; i++)
 		g->ev_of_head[i] = -1;
 	for (unsigned i = 0; i < n_evbuf; i++) {
-		g_assert_cmpint(vu_frontend_alloc(f, VIRTIO_MEDIA_EVENT_MAX_SIZE, 64, &g->ev_gpa[i]),
-				==, 0);
+		g_assert_cmpint(
+			vu_frontend_alloc(f, VIRTIO_MEDIA_EVENT_MAX_SIZE, 64, &g->ev_gpa[i]), ==,
+			0);
 		add_event_buffer(g, i);
 	}
 	g_assert_cmpint(vu_frontend_queue_kick(f, VIRTIO_MEDIA_EVENTQ), ==, 0);
@@ -551,9 +553,9 @@ capture_setup(struct guest *g, struct vmdrv_session *s, struct capture *c)
 	struct v4l2_selection sel = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
 				     .target = V4L2_SEL_TGT_COMPOSE};
 	struct v4l2_control ctl = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
-	struct v4l2_requestbuffers rb = {
-		.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-		.memory = c->exporter ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					 .memory = c->exporter ? V4L2_MEMORY_DMABUF
+							       : V4L2_MEMORY_MMAP};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_G_FMT, &f), ==, 0);
@@ -608,9 +610,9 @@ capture_setup(struct guest *g, struct vmdrv_session *s, struct capture *c)
 static void
 capture_release(struct guest *g, struct vmdrv_session *s, struct capture *c)
 {
-	struct v4l2_requestbuffers rb = {
-		.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-		.memory = c->exporter ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					 .memory = c->exporter ? V4L2_MEMORY_DMABUF
+							       : V4L2_MEMORY_MMAP};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 	if (c->streaming)
@@ -735,9 +737,8 @@ decode_ivf(struct guest *g, const char *name, uint32_t coded, struct crossbuf_cl
 			g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DECODER_CMD, &dc), ==, 0);
 			draining = true;
 		}
-		b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					 .length = 1,
-					 .m.planes = p};
+		b = (struct v4l2_buffer){
+			.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .length = 1, .m.planes = p};
 		while (vmdrv_ioctl(s, VIDIOC_DQBUF, &b) == 0) {
 			out_free[b.index] = true;
 			progress = true;
@@ -809,8 +810,12 @@ test_cli(void)
 	char *argv_help[] = {(char *)exe, "--help", NULL};
 	char *argv_version[] = {(char *)exe, "--version", NULL};
 	char *argv_none[] = {(char *)exe, NULL};
-	char *argv_broker[] = {(char *)exe, "--socket-path", "/nonexistent/s", "--broker",
-			       "/nonexistent/broker.sock", NULL};
+	char *argv_broker[] = {(char *)exe,
+			       "--socket-path",
+			       "/nonexistent/s",
+			       "--broker",
+			       "/nonexistent/broker.sock",
+			       NULL};
 
 	g_assert_nonnull(exe);
 	g_assert_true(g_spawn_sync(NULL, argv_help, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
@@ -834,8 +839,8 @@ test_cli(void)
 	g_free(out);
 	g_free(err);
 	/* A broker that is not there: a clear error, exit 1. */
-	g_assert_true(g_spawn_sync(NULL, argv_broker, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-				   &err, &status, NULL));
+	g_assert_true(g_spawn_sync(NULL, argv_broker, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
+				   &status, NULL));
 	g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
 	g_assert_nonnull(strstr(err, "registry"));
 	g_free(out);
@@ -1001,9 +1006,8 @@ test_object_removed_while_queued(void)
 	struct capture c = {0};
 	struct vmdrv_session *s;
 	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
-	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					 .memory = V4L2_MEMORY_MMAP,
-					 .count = 1};
+	struct v4l2_requestbuffers rb = {
+		.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .memory = V4L2_MEMORY_MMAP, .count = 1};
 	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_SOURCE_CHANGE};
 	struct v4l2_plane op[1] = {{0}}, cp[1];
 	struct v4l2_buffer ob = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
@@ -1050,9 +1054,8 @@ test_object_removed_while_queued(void)
 	g_assert_cmpint(crossbuf_client_remove(exporter, c.uuid[victim]), ==, 0);
 	vmdrv_set_timeout(s, 5000);
 	for (unsigned i = 0; i < c.count && !seen; i++) {
-		struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-					.length = 1,
-					.m.planes = cp};
+		struct v4l2_buffer b = {
+			.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, .length = 1, .m.planes = cp};
 
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_DQBUF, &b), ==, 0);
 		if (b.index == victim) {
@@ -1161,8 +1164,9 @@ test_malformed(void)
 		 * Publish a head beyond the ring. The pump touches only the eventq and the
 		 * backend channel while no request is in flight.
 		 */
-		g_assert_cmpint(vu_frontend_queue_publish_raw(g.f, VIRTIO_MEDIA_COMMANDQ, QSIZE + 3),
-				==, 0);
+		g_assert_cmpint(
+			vu_frontend_queue_publish_raw(g.f, VIRTIO_MEDIA_COMMANDQ, QSIZE + 3), ==,
+			0);
 		g_assert_cmpint(vu_frontend_queue_kick(g.f, VIRTIO_MEDIA_COMMANDQ), ==, 0);
 		for (int i = 0; i < 500; i++) {
 			bool dead;
