@@ -525,7 +525,22 @@ struct capture {
 	int fd[MAX_CAP];
 	uint64_t addr[MAX_CAP];
 	uint8_t uuid[MAX_CAP][16];
+	/* SHARED_PAGES: guest pages, one sg entry per page */
+	bool shared;
+	struct virtio_media_sg_entry sg[MAX_CAP][64];
+	unsigned n_sg[MAX_CAP];
 };
+
+/* CAPTURE buffers in guest pages (SHARED_PAGES) instead of MMAP when there is no exporter. */
+static bool capture_shared_pages;
+
+static uint32_t
+capture_memory(const struct capture *c)
+{
+	if (c->exporter)
+		return V4L2_MEMORY_DMABUF;
+	return c->shared ? V4L2_MEMORY_USERPTR : V4L2_MEMORY_MMAP;
+}
 
 static void
 capture_queue(struct vmdrv_session *s, struct capture *c, unsigned i)
@@ -533,13 +548,18 @@ capture_queue(struct vmdrv_session *s, struct capture *c, unsigned i)
 	struct v4l2_plane p[1] = {{0}};
 	struct v4l2_buffer b = {.index = i,
 				.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-				.memory = c->exporter ? V4L2_MEMORY_DMABUF : V4L2_MEMORY_MMAP,
+				.memory = capture_memory(c),
 				.length = 1,
 				.m.planes = p};
 
 	if (c->exporter) {
 		struct vmdrv_mem mem = {.uuids = (const uint8_t(*)[16])c->uuid[i]};
 
+		g_assert_cmpint(vmdrv_qbuf_mem(s, &b, &mem), ==, 0);
+	} else if (c->shared) {
+		struct vmdrv_mem mem = {.sg = {c->sg[i]}, .n_sg = {c->n_sg[i]}};
+
+		p[0].length = c->fmt.plane_fmt[0].sizeimage;
 		g_assert_cmpint(vmdrv_qbuf_mem(s, &b, &mem), ==, 0);
 	} else {
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QBUF, &b), ==, 0);
@@ -554,8 +574,7 @@ capture_setup(struct guest *g, struct vmdrv_session *s, struct capture *c)
 				     .target = V4L2_SEL_TGT_COMPOSE};
 	struct v4l2_control ctl = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
 	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-					 .memory = c->exporter ? V4L2_MEMORY_DMABUF
-							       : V4L2_MEMORY_MMAP};
+					 .memory = capture_memory(c)};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_G_FMT, &f), ==, 0);
@@ -581,6 +600,19 @@ capture_setup(struct guest *g, struct vmdrv_session *s, struct capture *c)
 			g_assert_cmpint(
 				crossbuf_client_export(c->exporter, c->fd[i], &info, c->uuid[i]),
 				==, 0);
+		} else if (c->shared) {
+			uint64_t gpa;
+
+			/* The guest allocates; the pump never does, so this thread may. */
+			c->map_len[i] = ALIGN_UP(c->fmt.plane_fmt[0].sizeimage, 4096u);
+			g_assert_cmpuint(c->map_len[i] / 4096, <=, G_N_ELEMENTS(c->sg[i]));
+			g_assert_cmpint(vu_frontend_alloc(g->f, c->map_len[i], 4096, &gpa), ==, 0);
+			c->map[i] = vu_frontend_ram(g->f, gpa, c->map_len[i]);
+			memset(c->map[i], 0xee, c->map_len[i]);
+			c->n_sg[i] = (unsigned)(c->map_len[i] / 4096);
+			for (unsigned k = 0; k < c->n_sg[i]; k++)
+				c->sg[i][k] =
+					(struct virtio_media_sg_entry){gpa + 4096ull * k, 4096};
 		} else {
 			struct v4l2_plane p[1];
 			struct v4l2_buffer b = {.index = i,
@@ -611,8 +643,7 @@ static void
 capture_release(struct guest *g, struct vmdrv_session *s, struct capture *c)
 {
 	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-					 .memory = c->exporter ? V4L2_MEMORY_DMABUF
-							       : V4L2_MEMORY_MMAP};
+					 .memory = capture_memory(c)};
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 	if (c->streaming)
@@ -624,7 +655,7 @@ capture_release(struct guest *g, struct vmdrv_session *s, struct capture *c)
 			g_assert_cmpint(crossbuf_client_remove(c->exporter, c->uuid[i]), ==, 0);
 			munmap(c->map[i], c->map_len[i]);
 			close(c->fd[i]);
-		} else {
+		} else if (!c->shared) {
 			g_assert_cmpint(vmdrv_munmap(g->drv, c->addr[i]), ==, 0);
 		}
 	}
@@ -660,7 +691,7 @@ static void
 decode_ivf(struct guest *g, const char *name, uint32_t coded, struct crossbuf_client *exporter,
 	   unsigned stop_after)
 {
-	struct capture c = {.exporter = exporter};
+	struct capture c = {.exporter = exporter, .shared = !exporter && capture_shared_pages};
 	struct vmdrv_session *s;
 	struct stream *st = g_new0(struct stream, 1);
 	void *out_ptr[N_OUT];
@@ -789,7 +820,9 @@ decode_ivf(struct guest *g, const char *name, uint32_t coded, struct crossbuf_cl
 	}
 	g_assert_cmpuint(frames, ==, st->n_md5);
 	g_test_message("%s: %u frames decoded into %s buffers", name, frames,
-		       exporter ? "OBJECT" : "MMAP");
+		       exporter   ? "OBJECT"
+		       : c.shared ? "SHARED_PAGES"
+				  : "MMAP");
 	capture_release(g, s, &c);
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMOFF, &otype), ==, 0);
 	for (unsigned i = 0; i < N_OUT; i++)
@@ -918,6 +951,29 @@ test_decode_object_broker(void)
 	broker_wait_entries(&br, 0);
 	crossbuf_client_unref(exporter);
 	broker_stop(&br);
+}
+
+/*
+ * CAPTURE buffers in guest pages: the device resolves them through the guest memory table
+ * the backend mapped (vu_backend_guest_mem()) and copies each picture there.
+ */
+static void
+test_decode_shared_pages(void)
+{
+	struct media_proc p;
+	struct guest g;
+
+	if (!codec_supports(V4L2_PIX_FMT_VP9)) {
+		g_test_skip("this libavcodec cannot decode VP9");
+		return;
+	}
+	media_start(&p, NULL);
+	guest_init(&g, frontend_connect(&p));
+	capture_shared_pages = true;
+	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
+	capture_shared_pages = false;
+	guest_fini(&g);
+	media_stop(&p);
 }
 
 /* Only one eventq buffer: events wait in the device's backlog and go out one by one. */
@@ -1201,6 +1257,7 @@ main(int argc, char **argv)
 	cb_test_add("/media-device-vhost/session-ioctls-expbuf", test_session);
 	cb_test_add("/media-device-vhost/decode-vp9-mmap", test_decode_mmap);
 	cb_test_add("/media-device-vhost/decode-vp8-object-broker", test_decode_object_broker);
+	cb_test_add("/media-device-vhost/decode-vp9-shared-pages", test_decode_shared_pages);
 	cb_test_add("/media-device-vhost/object-removed-while-queued",
 		    test_object_removed_while_queued);
 	cb_test_add("/media-device-vhost/decode-vp9-one-eventq-buffer",
