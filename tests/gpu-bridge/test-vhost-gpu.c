@@ -570,10 +570,13 @@ test_display_socket(void)
 
 	/* a malformed message from the display end costs the display socket only */
 	{
-		struct vgpu_msg_hdr bad = {VGPU_REQ_GET_EDID, VGPU_MSG_FLAG_REPLY, 4};
-		uint32_t junk = 0;
+		/* a reply to something never asked, in one write (the backend may hang up at
+		 * the header) */
+		struct {
+			struct vgpu_msg_hdr hdr;
+			uint32_t junk;
+		} bad = {{VGPU_REQ_GET_EDID, VGPU_MSG_FLAG_REPLY, 4}, 0};
 		g_assert_cmpint(write(d, &bad, sizeof(bad)), ==, sizeof(bad));
-		g_assert_cmpint(write(d, &junk, sizeof(junk)), ==, sizeof(junk));
 		assert_display_closed(d);
 	}
 	g_assert_cmpint(gpu_guest_get_display_info(vm.g, &reply), ==,
