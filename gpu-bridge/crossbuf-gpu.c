@@ -340,6 +340,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if ((width == 0) != (height == 0)) {
+		log_msg("--width and --height go together");
+		return 2;
+	}
 
 	/* The registry first: without it ASSIGN_UUID could only fail. */
 	r = crossbuf_client_new(&a.client);

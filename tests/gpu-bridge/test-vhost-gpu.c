@@ -724,6 +724,9 @@ test_command_line(void)
 	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--backend",
 					     "vulkan", NULL}),
 			==, 2);
+	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--width", "800",
+					     NULL}),
+			==, 2);
 	/* an unreachable broker is a startup error, not a silent embedded registry */
 	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--broker",
 					     "/nonexistent/broker.sock", NULL}),
