@@ -30,6 +30,8 @@
 #include "device.h"
 #include "sink.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* vhost-user-gpu protocol features (GET/SET_PROTOCOL_FEATURES) */
@@ -61,31 +63,33 @@ struct vgpu_msg_hdr {
 	uint32_t flags;
 	uint32_t size; /* payload bytes */
 };
-_Static_assert(sizeof(struct vgpu_msg_hdr) == 12, "vhost-user-gpu header");
+static_assert(sizeof(struct vgpu_msg_hdr) == 12, "vhost-user-gpu header");
 
 struct vgpu_scanout {
 	uint32_t scanout_id, width, height;
 };
-_Static_assert(sizeof(struct vgpu_scanout) == 12, "VhostUserGpuScanout");
+static_assert(sizeof(struct vgpu_scanout) == 12, "VhostUserGpuScanout");
 
 /* Followed by width x height x 4 bytes of XRGB8888. */
 struct vgpu_update {
 	uint32_t scanout_id, x, y, width, height;
 };
-_Static_assert(sizeof(struct vgpu_update) == 20, "VhostUserGpuUpdate");
+static_assert(sizeof(struct vgpu_update) == 20, "VhostUserGpuUpdate");
 
 struct vgpu_dmabuf_scanout {
 	uint32_t scanout_id, x, y, width, height;
 	uint32_t fd_width, fd_height, fd_stride, fd_flags;
 	int32_t fd_drm_fourcc;
 };
-_Static_assert(sizeof(struct vgpu_dmabuf_scanout) == 40, "VhostUserGpuDMABUFScanout");
+static_assert(sizeof(struct vgpu_dmabuf_scanout) == 40, "VhostUserGpuDMABUFScanout");
 
 struct vgpu_dmabuf_scanout2 {
 	struct vgpu_dmabuf_scanout dmabuf_scanout;
 	uint64_t modifier;
 } __attribute__((packed));
-_Static_assert(sizeof(struct vgpu_dmabuf_scanout2) == 48, "VhostUserGpuDMABUFScanout2");
+static_assert(sizeof(struct vgpu_dmabuf_scanout2) == 48, "VhostUserGpuDMABUFScanout2");
+static_assert(offsetof(struct vgpu_dmabuf_scanout2, modifier) == 40, "modifier after the fields");
+static_assert(offsetof(struct vgpu_dmabuf_scanout, fd_drm_fourcc) == 36, "fourcc last");
 
 /* Largest UPDATE payload sent at once; bigger damage is split into bands of rows. */
 #define VGPU_MAX_UPDATE_BYTES (4u << 20)
