@@ -1,0 +1,1031 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The media device's benchmarks. The device (media-device/device.h) runs in process with an
+ * embedded registry and is driven through the user-space driver library (vmdrv), the way
+ * tests/media-device does it: commandq requests go straight to media_device_handle_command(),
+ * events straight back to vmdrv_push_event(). CAPTURE buffers are OBJECT buffers: memfds a
+ * second registry client exports, which the device resolves by UUID.
+ *
+ * bench-media (linked with codec-avcodec.c): the same H.264 streams as bench-decode.c
+ * (testsrc2, 1080p and 720p, made with ffmpeg's libx264 when the benchmark starts) decoded
+ *   (a) by bare libavcodec into its own buffers (the baseline),
+ *   (b) through the device into YUV420 object buffers (decoded in place),
+ *   (c) through the device into NV12 object buffers (chroma interleaved: a counted copy),
+ * in the same run, repetitions interleaved with the order rotated, median frames per second
+ * by the CPU time of the whole process (the device decodes on its worker thread), with the
+ * wall clock beside it, and the bytes the device counted as copied.
+ *
+ * bench-media-request (linked with the tests' fake codec): the cost of one OUTPUT + CAPTURE
+ * QBUF -> DQBUF round trip through the device with (almost) no decoding, against baselines
+ * measured in the same run: a no-op ioctl through the same driver and device, a condition
+ * variable ping-pong between two threads (the hand-off to the worker that every decoded
+ * frame needs) and the fake codec called directly.
+ *
+ * CROSSBUF_BENCH_REPS (default 9), CROSSBUF_BENCH_FRAMES (default 120),
+ * CROSSBUF_BENCH_HEIGHT (720 or 1080: that size alone) and CROSSBUF_BENCH_ITERS (round
+ * trips per timed batch, default 2000) change the run. bench-media exits 77 (skipped) when
+ * ffmpeg or its libx264 encoder is missing.
+ */
+#include "codec.h"
+#include "crossbuf/crossbuf.h"
+#include "decoder.h"
+#include "device.h"
+#include "macro.h"
+#include "vmdrv.h"
+
+#ifdef BENCH_MEDIA_REQUEST
+#include "fake-codec.h"
+
+#include <pthread.h>
+#else
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <libavcodec/avcodec.h>
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/videodev2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHM_SIZE  (64u << 20)
+#define MAX_MAPS  64
+#define MAX_CAP   24
+#define SKIP_EXIT 77
+
+static void _printf_(1, 2) die(const char *fmt, ...);
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("bench-media: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+#define CHECK(expr)                                                                                \
+	do {                                                                                       \
+		int r_ = (expr);                                                                   \
+		if (r_ < 0)                                                                        \
+			die("%s:%d: %s: %s", __FILE__, __LINE__, #expr, strerror(-r_));            \
+	} while (0)
+
+static double
+clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+double_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sorts v; its median. */
+static double
+median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), double_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static unsigned
+env_uint(const char *name, unsigned def)
+{
+	const char *v = getenv(name);
+	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
+
+	return n > 0 && n < 1000000 ? (unsigned)n : def;
+}
+
+/* A run's process CPU time, wall time and CPU time of the calling thread, in seconds. */
+struct span {
+	double cpu, wall, thread;
+};
+
+static struct span
+span_start(void)
+{
+	return (struct span){clock_s(CLOCK_PROCESS_CPUTIME_ID), clock_s(CLOCK_MONOTONIC),
+			     clock_s(CLOCK_THREAD_CPUTIME_ID)};
+}
+
+static struct span
+span_end(struct span t0)
+{
+	return (struct span){clock_s(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu,
+			     clock_s(CLOCK_MONOTONIC) - t0.wall,
+			     clock_s(CLOCK_THREAD_CPUTIME_ID) - t0.thread};
+}
+
+/* --- The device in process ------------------------------------------------------------- */
+
+struct host {
+	struct media_device *dev;
+	struct vmdrv *drv;
+	struct crossbuf_registry *registry;
+	struct crossbuf_client *dev_client, *exporter;
+	uint8_t *shm; /* shared memory region 0, reserved PROT_NONE */
+	uint64_t shm_next;
+	struct {
+		uint64_t addr, len;
+	} maps[MAX_MAPS];
+};
+
+static int
+host_submit(void *userdata, const struct cb_request *req, size_t *ret_used)
+{
+	struct host *h = userdata;
+
+	*ret_used = media_device_handle_command(h->dev, req);
+	return 0;
+}
+
+static void
+host_send_event(void *userdata, const void *event, size_t len)
+{
+	struct host *h = userdata;
+
+	vmdrv_push_event(h->drv, event, len);
+}
+
+static int
+host_shm_map(void *userdata, int fd, uint64_t len, bool writable, uint64_t *ret_addr)
+{
+	struct host *h = userdata;
+	uint64_t mlen = ALIGN_UP(len, 4096u);
+
+	if (h->shm_next + mlen > SHM_SIZE)
+		return -ENOSPC;
+	for (unsigned i = 0; i < MAX_MAPS; i++) {
+		if (h->maps[i].len)
+			continue;
+		if (mmap(h->shm + h->shm_next, mlen, PROT_READ | (writable ? PROT_WRITE : 0),
+			 MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+			return -errno;
+		h->maps[i].addr = h->shm_next;
+		h->maps[i].len = mlen;
+		*ret_addr = h->shm_next;
+		h->shm_next += mlen;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static int
+host_shm_unmap(void *userdata, uint64_t addr)
+{
+	struct host *h = userdata;
+
+	for (unsigned i = 0; i < MAX_MAPS; i++) {
+		if (h->maps[i].len == 0 || h->maps[i].addr != addr)
+			continue;
+		if (mmap(h->shm + addr, h->maps[i].len, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			return -errno;
+		h->maps[i].len = 0;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static const struct media_device_ops host_ops = {
+	.send_event = host_send_event,
+	.shm_map = host_shm_map,
+	.shm_unmap = host_shm_unmap,
+};
+
+static void
+host_init(struct host *h)
+{
+	struct media_device_params p = {.ops = &host_ops, .userdata = h};
+	struct virtio_media_config cfg;
+	struct vmdrv_transport t;
+
+	memset(h, 0, sizeof(*h));
+	h->shm = mmap(NULL, SHM_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h->shm == MAP_FAILED)
+		die("cannot reserve the shared memory region");
+	CHECK(crossbuf_registry_new(&h->registry));
+	CHECK(crossbuf_client_new(&h->dev_client));
+	CHECK(crossbuf_client_set_device_kind(h->dev_client, CROSSBUF_DEVICE_MEDIA));
+	CHECK(crossbuf_client_connect_embedded(h->dev_client, h->registry));
+	CHECK(crossbuf_client_new(&h->exporter));
+	CHECK(crossbuf_client_set_device_kind(h->exporter, CROSSBUF_DEVICE_TOOL));
+	CHECK(crossbuf_client_connect_embedded(h->exporter, h->registry));
+	p.client = h->dev_client;
+	CHECK(media_device_new(&p, &h->dev));
+	media_device_get_config(h->dev, &cfg);
+	t = (struct vmdrv_transport){
+		.submit = host_submit, .userdata = h, .shm_base = h->shm, .shm_size = SHM_SIZE};
+	CHECK(vmdrv_new(&t, &cfg, &h->drv));
+}
+
+static void
+host_fini(struct host *h)
+{
+	vmdrv_free(h->drv);
+	media_device_free(h->dev);
+	crossbuf_client_unref(h->dev_client);
+	crossbuf_client_unref(h->exporter);
+	crossbuf_registry_unref(h->registry);
+	munmap(h->shm, SHM_SIZE);
+}
+
+/* A sealed memfd of len bytes, its pages touched (as an exporter's would be), mapped. */
+static int
+picture_memfd(size_t len, uint8_t **ret_map)
+{
+	int fd = memfd_create("bench-capture", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	uint8_t *map;
+
+	if (fd < 0 || ftruncate(fd, (off_t)len) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		die("memfd: %s", strerror(errno));
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	memset(map, 0, len);
+	*ret_map = map;
+	return fd;
+}
+
+/* One decoding session: OUTPUT MMAP buffers, CAPTURE object buffers. */
+struct dsess {
+	uint32_t coded, pixfmt;
+	struct vmdrv_session *s;
+	unsigned n_out;
+	uint32_t out_size;
+	uint8_t *out_ptr[8];
+	uint64_t out_addr[8];
+	bool out_free[8];
+	unsigned n_cap;
+	struct v4l2_pix_format_mplane fmt;
+	int cap_fd[MAX_CAP];
+	uint8_t *cap_map[MAX_CAP];
+	size_t cap_len;
+	uint8_t uuid[MAX_CAP][16];
+	bool streaming;
+};
+
+/* Steps 1-2 of dev-decoder.rst: the coded format, the picture format, OUTPUT streaming. */
+static void
+dsess_open(struct host *h, struct dsess *d, uint32_t coded, uint32_t pixfmt, unsigned n_out,
+	   uint32_t out_size)
+{
+	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .count = n_out};
+	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_SOURCE_CHANGE};
+	int type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+
+	memset(d, 0, sizeof(*d));
+	d->coded = coded;
+	d->pixfmt = pixfmt;
+	CHECK(vmdrv_open(h->drv, &d->s));
+	f.fmt.pix_mp.pixelformat = coded;
+	f.fmt.pix_mp.plane_fmt[0].sizeimage = out_size;
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_S_FMT, &f));
+	d->out_size = MIN(out_size, f.fmt.pix_mp.plane_fmt[0].sizeimage);
+	if (pixfmt != V4L2_PIX_FMT_NV12) {
+		/* The planar picture format is chosen after the coded one, before streaming. */
+		struct v4l2_format cf = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
+
+		cf.fmt.pix_mp.pixelformat = pixfmt;
+		CHECK(vmdrv_ioctl(d->s, VIDIOC_S_FMT, &cf));
+		if (cf.fmt.pix_mp.pixelformat != pixfmt)
+			die("the device did not take CAPTURE format %.4s", (const char *)&pixfmt);
+	}
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_SUBSCRIBE_EVENT, &sub));
+	sub.type = V4L2_EVENT_EOS;
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_SUBSCRIBE_EVENT, &sub));
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_REQBUFS, &rb));
+	d->n_out = MIN(rb.count, (unsigned)ARRAY_SIZE(d->out_ptr));
+	for (unsigned i = 0; i < d->n_out; i++) {
+		struct v4l2_plane p[1];
+		struct v4l2_buffer b = {.index = i,
+					.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					.memory = V4L2_MEMORY_MMAP,
+					.length = 1,
+					.m.planes = p};
+		void *ptr;
+		uint64_t len;
+
+		CHECK(vmdrv_ioctl(d->s, VIDIOC_QUERYBUF, &b));
+		CHECK(vmdrv_mmap(d->s, p[0].m.mem_offset, true, &ptr, &d->out_addr[i], &len));
+		d->out_ptr[i] = ptr;
+		d->out_free[i] = true;
+	}
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_STREAMON, &type));
+}
+
+static void
+dsess_cap_queue(struct dsess *d, unsigned index)
+{
+	struct v4l2_plane p[1] = {{0}};
+	struct v4l2_buffer b = {.index = index,
+				.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+				.memory = V4L2_MEMORY_DMABUF,
+				.length = 1,
+				.m.planes = p};
+	struct vmdrv_mem mem = {.uuids = (const uint8_t(*)[16])d->uuid[index]};
+
+	CHECK(vmdrv_qbuf_mem(d->s, &b, &mem));
+}
+
+/*
+ * Step 3 of dev-decoder.rst after the source change: the CAPTURE format, MIN_BUFFERS, and
+ * extra + MIN_BUFFERS single-buffer object buffers, exported, queued, streaming.
+ */
+static void
+dsess_capture_setup(struct host *h, struct dsess *d, unsigned extra)
+{
+	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE};
+	struct v4l2_control ctl = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
+	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+					 .memory = V4L2_MEMORY_DMABUF};
+	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_G_FMT, &f));
+	f.fmt.pix_mp.pixelformat = d->pixfmt;
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_S_FMT, &f));
+	if (f.fmt.pix_mp.pixelformat != d->pixfmt || f.fmt.pix_mp.num_planes != 1)
+		die("unexpected CAPTURE format");
+	d->fmt = f.fmt.pix_mp;
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_G_CTRL, &ctl));
+	rb.count = MIN((unsigned)ctl.value + extra, (unsigned)MAX_CAP);
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_REQBUFS, &rb));
+	d->n_cap = MIN(rb.count, (unsigned)MAX_CAP);
+	d->cap_len = ALIGN_UP(d->fmt.plane_fmt[0].sizeimage, 4096u);
+	for (unsigned i = 0; i < d->n_cap; i++) {
+		/* An opaque blob: the CAPTURE format gives the layout. */
+		struct crossbuf_buffer_info info = {.device_kind = CROSSBUF_DEVICE_TOOL};
+
+		d->cap_fd[i] = picture_memfd(d->cap_len, &d->cap_map[i]);
+		CHECK(crossbuf_client_export(h->exporter, d->cap_fd[i], &info, d->uuid[i]));
+		dsess_cap_queue(d, i);
+	}
+	CHECK(vmdrv_ioctl(d->s, VIDIOC_STREAMON, &type));
+	d->streaming = true;
+}
+
+static void
+dsess_close(struct host *h, struct dsess *d)
+{
+	for (unsigned i = 0; i < d->n_out; i++)
+		CHECK(vmdrv_munmap(h->drv, d->out_addr[i]));
+	vmdrv_close(d->s);
+	for (unsigned i = 0; i < d->n_cap; i++) {
+		CHECK(crossbuf_client_remove(h->exporter, d->uuid[i]));
+		munmap(d->cap_map[i], d->cap_len);
+		close(d->cap_fd[i]);
+	}
+	d->n_cap = 0;
+}
+
+static void
+dsess_stats(struct host *h, struct dsess *d, struct decoder_stats *ret)
+{
+	CHECK(media_device_get_session_stats(h->dev, vmdrv_session_id(d->s), ret));
+}
+
+#ifndef BENCH_MEDIA_REQUEST
+
+/* --- (a) bare libavcodec ------------------------------------------------------------------ */
+
+static void
+receive_all(AVCodecContext *ctx, AVFrame *frame, unsigned *frames)
+{
+	while (avcodec_receive_frame(ctx, frame) >= 0) {
+		(*frames)++;
+		av_frame_unref(frame);
+	}
+}
+
+static AVCodecContext *
+bare_open(void)
+{
+	const AVCodec *dec = avcodec_find_decoder_by_name("h264");
+	AVCodecContext *ctx = dec ? avcodec_alloc_context3(dec) : NULL;
+
+	if (ctx == NULL)
+		die("no h264 decoder");
+	/* One thread, as codec-avcodec.c runs it. */
+	ctx->thread_count = 1;
+	ctx->thread_type = FF_THREAD_SLICE;
+	if (avcodec_open2(ctx, dec, NULL) < 0)
+		die("cannot open the h264 decoder");
+	return ctx;
+}
+
+/*
+ * Parser + send/receive over chunk-byte pieces (the OUTPUT buffers' size). ctx is kept across
+ * runs, drained and flushed after each, so its frame pool is reused.
+ */
+static struct span
+run_bare(AVCodecContext *ctx, const uint8_t *data, size_t len, size_t chunk, unsigned *ret_frames)
+{
+	AVCodecParserContext *pc = av_parser_init(AV_CODEC_ID_H264);
+	AVPacket *pkt = av_packet_alloc();
+	AVFrame *frame = av_frame_alloc();
+	unsigned frames = 0;
+	struct span t0 = span_start(), t;
+
+	for (size_t off = 0; off <= len;) {
+		size_t n = MIN(chunk, len - off);
+		const uint8_t *in = n ? data + off : NULL;
+		int left = (int)n;
+
+		/* n == 0 at the end flushes the parser's last frame. */
+		do {
+			uint8_t *out;
+			int out_size;
+			int used = av_parser_parse2(pc, ctx, &out, &out_size, in, left,
+						    AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
+
+			if (in) {
+				in += used;
+				left -= used;
+			}
+			if (out_size > 0) {
+				pkt->data = out;
+				pkt->size = out_size;
+				avcodec_send_packet(ctx, pkt);
+				receive_all(ctx, frame, &frames);
+			}
+		} while (left > 0);
+		if (n == 0)
+			break;
+		off += n;
+	}
+	avcodec_send_packet(ctx, NULL);
+	receive_all(ctx, frame, &frames);
+	avcodec_flush_buffers(ctx);
+	t = span_end(t0);
+
+	av_frame_free(&frame);
+	av_packet_free(&pkt);
+	av_parser_close(pc);
+	*ret_frames = frames;
+	return t;
+}
+
+/* --- (b), (c) through the device into object buffers ------------------------------------- */
+
+/*
+ * The stream, in OUTPUT buffers of out_size bytes, then DECODER_CMD(STOP) and every frame
+ * until the LAST buffer; CAPTURE buffers go back to the device as soon as they are dequeued
+ * (a client that displays them would hold some). The first run handles the source change;
+ * later runs restart the drained decoder with DECODER_CMD(START), as a client looping over a
+ * file does, and the CAPTURE buffers stay set up.
+ */
+static struct span
+run_device(struct host *h, struct dsess *d, const uint8_t *data, size_t len, unsigned *ret_frames)
+{
+	struct v4l2_decoder_cmd start = {.cmd = V4L2_DEC_CMD_START},
+				stop = {.cmd = V4L2_DEC_CMD_STOP};
+	size_t off = 0;
+	unsigned frames = 0, seq = 0;
+	bool draining = false, last = false;
+	struct span t0;
+	int r;
+
+	if (d->streaming) {
+		while ((r = vmdrv_ioctl(d->s, VIDIOC_DECODER_CMD, &start)) == -EBUSY)
+			usleep(100);
+		CHECK(r);
+	}
+	vmdrv_set_timeout(d->s, 0); /* DQBUF and DQEVENT never wait: vmdrv_poll() does */
+	t0 = span_start();
+	while (!last) {
+		struct v4l2_plane p[1];
+		struct v4l2_buffer b;
+		struct v4l2_event ev;
+		int ready;
+
+		for (unsigned i = 0; i < d->n_out && off < len; i++) {
+			struct v4l2_plane op[1] = {{0}};
+			struct v4l2_buffer ob = {.index = i,
+						 .type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+						 .memory = V4L2_MEMORY_MMAP,
+						 .length = 1,
+						 .m.planes = op};
+			size_t n = MIN((size_t)d->out_size, len - off);
+
+			if (!d->out_free[i])
+				continue;
+			memcpy(d->out_ptr[i], data + off, n);
+			op[0].bytesused = (uint32_t)n;
+			ob.timestamp.tv_usec = (suseconds_t)seq++;
+			CHECK(vmdrv_ioctl(d->s, VIDIOC_QBUF, &ob));
+			d->out_free[i] = false;
+			off += n;
+		}
+		if (off == len && !draining) {
+			CHECK(vmdrv_ioctl(d->s, VIDIOC_DECODER_CMD, &stop));
+			draining = true;
+		}
+		ready = vmdrv_poll(d->s, 10000);
+		if (ready == 0 || (ready & VMDRV_POLL_ERROR))
+			die("the device stalled or failed (poll %d)", ready);
+		b = (struct v4l2_buffer){
+			.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .length = 1, .m.planes = p};
+		while (vmdrv_ioctl(d->s, VIDIOC_DQBUF, &b) == 0) {
+			d->out_free[b.index] = true;
+			b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+						 .length = 1,
+						 .m.planes = p};
+		}
+		while (vmdrv_ioctl(d->s, VIDIOC_DQEVENT, &ev) == 0) {
+			if (ev.type == V4L2_EVENT_SOURCE_CHANGE) {
+				if (d->streaming)
+					die("unexpected source change");
+				dsess_capture_setup(h, d, 2);
+			}
+		}
+		while (d->streaming && !last) {
+			b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+						 .length = 1,
+						 .m.planes = p};
+			if (vmdrv_ioctl(d->s, VIDIOC_DQBUF, &b) < 0)
+				break;
+			if (p[0].bytesused > 0 && !(b.flags & V4L2_BUF_FLAG_ERROR))
+				frames++;
+			last = b.flags & V4L2_BUF_FLAG_LAST;
+			dsess_cap_queue(d, b.index);
+		}
+	}
+	t0 = span_end(t0);
+	*ret_frames = frames;
+	return t0;
+}
+
+/* --- Streams and the run ------------------------------------------------------------------ */
+
+static char *
+make_stream(const char *dir, unsigned width, unsigned height, unsigned frames)
+{
+	char *path = g_strdup_printf("%s/testsrc2-%ux%u.h264", dir, width, height);
+	g_autofree char *src = g_strdup_printf("testsrc2=size=%ux%u:rate=30", width, height);
+	g_autofree char *nframes = g_strdup_printf("%u", frames);
+	const char *argv[] = {"ffmpeg",  "-hide_banner", "-loglevel", "error", "-y",
+			      "-f",      "lavfi",        "-i",        src,     "-frames:v",
+			      nframes,   "-pix_fmt",     "yuv420p",   "-c:v",  "libx264",
+			      "-preset", "fast",         path,        NULL};
+	gint status = -1;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+			  &status, NULL) ||
+	    !g_spawn_check_wait_status(status, NULL)) {
+		g_free(path);
+		return NULL;
+	}
+	return path;
+}
+
+#define CHUNK (64 * 1024) /* bytes per OUTPUT buffer, as bench-decode.c feeds codec.h */
+#define N_OUT 4
+
+struct variant {
+	const char *name;
+	double *cpu, *wall; /* fps per repetition */
+	unsigned frames;
+	struct dsess d; /* (b), (c) */
+};
+
+static void
+bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, unsigned reps)
+{
+	g_autofree char *path = make_stream(dir, width, height, nframes);
+	g_autofree char *data = NULL;
+	gsize len;
+	struct variant v[3] = {{.name = "(a) bare libavcodec"},
+			       {.name = "(b) device, YUV420 objects"},
+			       {.name = "(c) device, NV12 objects"}};
+	struct decoder_stats st[3] = {{0}};
+	AVCodecContext *bare = bare_open();
+	struct host h;
+	const uint8_t *bytes;
+	double med[3], best[3], wmed[3];
+
+	if (!path) {
+		fprintf(stderr, "bench-media: ffmpeg with libx264 is needed, skipping\n");
+		exit(SKIP_EXIT);
+	}
+	if (!g_file_get_contents(path, &data, &len, NULL))
+		die("cannot read %s", path);
+	g_unlink(path);
+	bytes = (const uint8_t *)data;
+
+	host_init(&h);
+	dsess_open(&h, &v[1].d, V4L2_PIX_FMT_H264, V4L2_PIX_FMT_YUV420, N_OUT, CHUNK);
+	dsess_open(&h, &v[2].d, V4L2_PIX_FMT_H264, V4L2_PIX_FMT_NV12, N_OUT, CHUNK);
+	if (v[1].d.out_size != CHUNK || v[2].d.out_size != CHUNK)
+		die("OUTPUT buffers of %u bytes, wanted %u", v[1].d.out_size, CHUNK);
+	for (unsigned k = 0; k < 3; k++) {
+		v[k].cpu = g_new(double, reps);
+		v[k].wall = g_new(double, reps);
+	}
+
+	/*
+	 * One warm-up of each (it also sets the CAPTURE object buffers up, once: they exist
+	 * before decoding, as a guest's do), then repetitions, each starting with another
+	 * variant so that no order favours one.
+	 */
+	for (int i = -1; i < (int)reps; i++) {
+		for (unsigned k0 = 0; k0 < 3; k0++) {
+			unsigned k = (unsigned)(i + 3 + (int)k0) % 3;
+			struct span t;
+
+			if (k == 0)
+				t = run_bare(bare, bytes, len, CHUNK, &v[k].frames);
+			else
+				t = run_device(&h, &v[k].d, bytes, len, &v[k].frames);
+			if (v[k].frames != nframes)
+				die("%s: %u frames decoded, expected %u", v[k].name, v[k].frames,
+				    nframes);
+			if (i >= 0) {
+				v[k].cpu[i] = v[k].frames / t.cpu;
+				v[k].wall[i] = v[k].frames / t.wall;
+			}
+		}
+	}
+	for (unsigned k = 1; k < 3; k++) {
+		dsess_stats(&h, &v[k].d, &st[k]);
+		dsess_close(&h, &v[k].d);
+	}
+	host_fini(&h);
+	avcodec_free_context(&bare);
+
+	for (unsigned k = 0; k < 3; k++) {
+		med[k] = median(v[k].cpu, reps);
+		best[k] = v[k].cpu[reps - 1]; /* sorted by median() */
+		wmed[k] = median(v[k].wall, reps);
+	}
+	printf("h264 %ux%u, %u frames (%zu bytes), %u repetitions interleaved (order rotated),\n"
+	       "%u-byte OUTPUT buffers, CAPTURE: object buffers (memfds in an embedded registry)\n",
+	       width, height, nframes, (size_t)len, reps, CHUNK);
+	printf("  frames per second              CPU median   CPU best  wall median  copied/frame\n");
+	for (unsigned k = 0; k < 3; k++) {
+		printf("  %-28s  %9.1f  %9.1f    %9.1f", v[k].name, med[k], best[k], wmed[k]);
+		if (k == 0)
+			printf("  (own buffers)\n");
+		else
+			printf("  %9llu\n",
+			       (unsigned long long)(st[k].codec_bytes_copied /
+						    MAX(st[k].codec_frames_decoded, 1)));
+	}
+	printf("  ratio (b)/(a)                  %9.3f  %9.3f    %9.3f  (goal >= 0.97, copied 0)\n",
+	       med[1] / med[0], best[1] / best[0], wmed[1] / wmed[0]);
+	printf("  ratio (c)/(a)                  %9.3f  %9.3f    %9.3f  (chroma interleave)\n",
+	       med[2] / med[0], best[2] / best[0], wmed[2] / wmed[0]);
+	for (unsigned k = 1; k < 3; k++)
+		printf("  %s, all runs: %llu frames decoded, %llu copied, %llu bytes copied, "
+		       "%llu registry lookups, %llu errors\n",
+		       v[k].name, (unsigned long long)st[k].codec_frames_decoded,
+		       (unsigned long long)st[k].codec_frames_copied,
+		       (unsigned long long)st[k].codec_bytes_copied,
+		       (unsigned long long)st[k].object_lookups,
+		       (unsigned long long)st[k].frames_error);
+	for (unsigned k = 0; k < 3; k++) {
+		g_free(v[k].cpu);
+		g_free(v[k].wall);
+	}
+}
+
+int
+main(void)
+{
+	unsigned reps = env_uint("CROSSBUF_BENCH_REPS", 9);
+	unsigned frames = env_uint("CROSSBUF_BENCH_FRAMES", 120);
+	unsigned only = env_uint("CROSSBUF_BENCH_HEIGHT", 0); /* 720 or 1080: that size alone */
+	g_autofree char *dir = g_dir_make_tmp("crossbuf-bench-media-XXXXXX", NULL);
+
+	if (!dir)
+		die("no temporary folder");
+	if (only != 720)
+		bench_size(dir, 1920, 1080, frames, reps);
+	if (only != 1080)
+		bench_size(dir, 1280, 720, frames, reps);
+	g_rmdir(dir);
+	return 0;
+}
+
+#else /* BENCH_MEDIA_REQUEST */
+
+/* --- Per-request overhead, with the fake codec ------------------------------------------- */
+
+#define REQ_W 16 /* the fake frame: 16x16, so that painting it costs next to nothing */
+#define REQ_H 16
+
+static void
+write_record(uint8_t *dst, uint8_t fill)
+{
+	struct fake_frame f = {.width = REQ_W, .height = REQ_H, .fill = fill};
+
+	memcpy(f.magic, FAKE_MAGIC, 4);
+	memcpy(dst, &f, sizeof(f));
+}
+
+static void
+dq_or_die(struct vmdrv_session *s, uint32_t type, struct v4l2_buffer *b, struct v4l2_plane *p)
+{
+	*b = (struct v4l2_buffer){.type = type, .length = 1, .m.planes = p};
+	CHECK(vmdrv_ioctl(s, VIDIOC_DQBUF, b));
+}
+
+/*
+ * iters round trips: QBUF(CAPTURE) of the buffer last dequeued, QBUF(OUTPUT) of one frame
+ * record, DQBUF(CAPTURE) and DQBUF(OUTPUT), each DQBUF waiting for its event.
+ */
+static struct span
+run_roundtrips(struct dsess *d, unsigned iters, unsigned *cap_index)
+{
+	struct v4l2_plane p[1];
+	struct v4l2_buffer b;
+	struct span t0 = span_start();
+
+	for (unsigned i = 0; i < iters; i++) {
+		struct v4l2_plane op[1] = {{.bytesused = FAKE_FRAME_SIZE}};
+		struct v4l2_buffer ob = {.index = 0,
+					 .type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .length = 1,
+					 .m.planes = op};
+
+		dsess_cap_queue(d, *cap_index);
+		CHECK(vmdrv_ioctl(d->s, VIDIOC_QBUF, &ob));
+		dq_or_die(d->s, V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, &b, p);
+		if (p[0].bytesused == 0 || (b.flags & V4L2_BUF_FLAG_ERROR))
+			die("round trip %u: no picture", i);
+		*cap_index = b.index;
+		dq_or_die(d->s, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, &b, p);
+	}
+	return span_end(t0);
+}
+
+/* iters no-op ioctls through the same driver and device: G_CTRL(MIN_BUFFERS_FOR_CAPTURE). */
+static struct span
+run_noop(struct dsess *d, unsigned iters)
+{
+	struct span t0 = span_start();
+
+	for (unsigned i = 0; i < iters; i++) {
+		struct v4l2_control ctl = {.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE};
+
+		CHECK(vmdrv_ioctl(d->s, VIDIOC_G_CTRL, &ctl));
+	}
+	return span_end(t0);
+}
+
+/* A condition variable ping-pong: the main thread wakes a worker and waits to be woken. */
+struct pingpong {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned long ping, pong;
+	bool quit;
+	pthread_t thread;
+};
+
+static void *
+pingpong_thread(void *userdata)
+{
+	struct pingpong *pp = userdata;
+
+	pthread_mutex_lock(&pp->lock);
+	for (;;) {
+		while (pp->ping == pp->pong && !pp->quit)
+			pthread_cond_wait(&pp->cond, &pp->lock);
+		if (pp->quit)
+			break;
+		pp->pong = pp->ping;
+		pthread_cond_broadcast(&pp->cond);
+	}
+	pthread_mutex_unlock(&pp->lock);
+	return NULL;
+}
+
+static struct span
+run_pingpong(struct pingpong *pp, unsigned iters)
+{
+	struct span t0 = span_start();
+
+	for (unsigned i = 0; i < iters; i++) {
+		pthread_mutex_lock(&pp->lock);
+		pp->ping++;
+		pthread_cond_broadcast(&pp->cond);
+		while (pp->pong != pp->ping)
+			pthread_cond_wait(&pp->cond, &pp->lock);
+		pthread_mutex_unlock(&pp->lock);
+	}
+	return span_end(t0);
+}
+
+/* The fake codec called directly: what the device's worker does per frame, alone. */
+static uint8_t direct_pic[2][64 * 16 * 3 / 2];
+static unsigned direct_frames;
+
+static void
+direct_stream_info(void *userdata, const struct codec_stream_info *info)
+{
+	(void)userdata;
+	(void)info;
+}
+
+static int
+direct_get_picture(void *userdata, struct codec_picture *ret)
+{
+	static unsigned next;
+	unsigned i = next++ % 2;
+	struct codec_stream_info info;
+
+	(void)userdata;
+	fake_codec_layout(V4L2_PIX_FMT_NV12, REQ_W, REQ_H, &info);
+	*ret = (struct codec_picture){.pixelformat = V4L2_PIX_FMT_NV12, .num_planes = 2};
+	ret->data[0] = direct_pic[i];
+	ret->data[1] = direct_pic[i] + info.plane_sizes[0];
+	for (unsigned k = 0; k < 2; k++) {
+		ret->strides[k] = info.strides[k];
+		ret->sizes[k] = info.plane_sizes[k];
+	}
+	return (int)i;
+}
+
+static void
+direct_put_picture(void *userdata, int handle)
+{
+	(void)userdata;
+	(void)handle;
+}
+
+static void
+direct_frame_done(void *userdata, int handle, uint64_t ts, uint32_t bytesused, bool error)
+{
+	(void)userdata;
+	(void)handle;
+	(void)ts;
+	(void)bytesused;
+	direct_frames += !error;
+}
+
+static const struct codec_callbacks direct_cb = {
+	.stream_info = direct_stream_info,
+	.get_picture = direct_get_picture,
+	.put_picture = direct_put_picture,
+	.frame_done = direct_frame_done,
+};
+
+static struct span
+run_direct(struct codec *codec, const uint8_t *record, unsigned iters)
+{
+	struct span t0 = span_start();
+
+	for (unsigned i = 0; i < iters; i++)
+		CHECK(codec_decode(codec, record, FAKE_FRAME_SIZE, i));
+	return span_end(t0);
+}
+
+int
+main(void)
+{
+	unsigned reps = env_uint("CROSSBUF_BENCH_REPS", 9);
+	unsigned iters = env_uint("CROSSBUF_BENCH_ITERS", 2000);
+	const char *names[4] = {"OUTPUT+CAPTURE QBUF->DQBUF round trip", "no-op ioctl (G_CTRL)",
+				"thread hand-off (condvar ping-pong)",
+				"fake codec called directly"};
+	double *wall[4], *cpu[4], *own[4], wmed[4], cmed[4], omed[4];
+	struct decoder_stats st;
+	struct pingpong pp = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	uint8_t record[FAKE_FRAME_SIZE];
+	struct codec *direct;
+	struct v4l2_plane p[1];
+	struct v4l2_buffer b;
+	struct host h;
+	struct dsess d;
+	unsigned cap_index;
+
+	for (unsigned k = 0; k < 4; k++) {
+		wall[k] = calloc(reps, sizeof(double));
+		cpu[k] = calloc(reps, sizeof(double));
+		own[k] = calloc(reps, sizeof(double));
+		if (!wall[k] || !cpu[k] || !own[k])
+			die("out of memory");
+	}
+	if (pthread_create(&pp.thread, NULL, pingpong_thread, &pp) != 0)
+		die("pthread_create failed");
+	write_record(record, 0x40);
+	CHECK(codec_new(V4L2_PIX_FMT_H264, V4L2_PIX_FMT_NV12, &direct_cb, NULL, &direct));
+
+	/*
+	 * One OUTPUT buffer holding one 16x16 frame record (written once: QBUF never changes
+	 * it), CAPTURE object buffers set up after the first frame's source change.
+	 */
+	host_init(&h);
+	dsess_open(&h, &d, V4L2_PIX_FMT_H264, V4L2_PIX_FMT_NV12, 1, 4096);
+	write_record(d.out_ptr[0], 0x40);
+	{
+		struct v4l2_plane op[1] = {{.bytesused = FAKE_FRAME_SIZE}};
+		struct v4l2_buffer ob = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .length = 1,
+					 .m.planes = op};
+		struct v4l2_event ev;
+
+		CHECK(vmdrv_ioctl(d.s, VIDIOC_QBUF, &ob));
+		CHECK(vmdrv_ioctl(d.s, VIDIOC_DQEVENT, &ev));
+		if (ev.type != V4L2_EVENT_SOURCE_CHANGE)
+			die("no source change");
+		dsess_capture_setup(&h, &d, 1);
+		dq_or_die(d.s, V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, &b, p);
+		cap_index = b.index;
+		dq_or_die(d.s, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, &b, p);
+	}
+
+	for (int i = -1; i < (int)reps; i++) {
+		for (unsigned k0 = 0; k0 < 4; k0++) {
+			unsigned k = (unsigned)(i + 4 + (int)k0) % 4;
+			struct span t = {0};
+
+			switch (k) {
+			case 0:
+				t = run_roundtrips(&d, iters, &cap_index);
+				break;
+			case 1:
+				t = run_noop(&d, iters);
+				break;
+			case 2:
+				t = run_pingpong(&pp, iters);
+				break;
+			case 3:
+				t = run_direct(direct, record, iters);
+				break;
+			}
+			if (i >= 0) {
+				wall[k][i] = t.wall * 1e9 / iters;
+				cpu[k][i] = t.cpu * 1e9 / iters;
+				own[k][i] = t.thread * 1e9 / iters;
+			}
+		}
+	}
+	dsess_stats(&h, &d, &st);
+	dsess_close(&h, &d);
+	host_fini(&h);
+	codec_free(direct);
+	pthread_mutex_lock(&pp.lock);
+	pp.quit = true;
+	pthread_cond_broadcast(&pp.cond);
+	pthread_mutex_unlock(&pp.lock);
+	pthread_join(pp.thread, NULL);
+
+	for (unsigned k = 0; k < 4; k++) {
+		wmed[k] = median(wall[k], reps);
+		cmed[k] = median(cpu[k], reps);
+		omed[k] = median(own[k], reps);
+	}
+	printf("per request, fake codec (%ux%u NV12 frames, CAPTURE object buffers), %u x %u\n"
+	       "operations, repetitions interleaved (order rotated)\n",
+	       REQ_W, REQ_H, reps, iters);
+	printf("  ns per operation                          wall median  wall best  CPU median"
+	       "  caller CPU\n");
+	for (unsigned k = 0; k < 4; k++)
+		printf("  %-40s  %9.0f  %9.0f  %9.0f  %9.0f\n", names[k], wmed[k], wall[k][0],
+		       cmed[k], omed[k]);
+	printf("  round trip / no-op ioctl                  %9.2f  %9.2f  %9.2f\n",
+	       wmed[0] / wmed[1], wall[0][0] / wall[1][0], cmed[0] / cmed[1]);
+	printf("  round trip - (2 ioctls + hand-off + codec)%9.0f  %9.0f  %9.0f  ns (the rest)\n",
+	       wmed[0] - 2 * wmed[1] - wmed[2] - wmed[3],
+	       wall[0][0] - 2 * wall[1][0] - wall[2][0] - wall[3][0],
+	       cmed[0] - 2 * cmed[1] - cmed[2] - cmed[3]);
+	printf("  device counters: %llu frames done, %llu errors, %llu registry lookups\n",
+	       (unsigned long long)st.frames_done, (unsigned long long)st.frames_error,
+	       (unsigned long long)st.object_lookups);
+	if (direct_frames != (reps + 1) * iters)
+		die("the fake codec finished %u frames, expected %u", direct_frames,
+		    (reps + 1) * iters);
+	for (unsigned k = 0; k < 4; k++) {
+		free(wall[k]);
+		free(cpu[k]);
+		free(own[k]);
+	}
+	return 0;
+}
+
+#endif /* BENCH_MEDIA_REQUEST */
