@@ -602,6 +602,70 @@ test_display_socket(void)
 	g_assert_cmpint(gpu_stop(&p), ==, 0);
 }
 
+/* A scanout showing part of a resource: UPDATE is in scanout coordinates, clipped to it. */
+static void
+test_display_sub_rect(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	struct vgpu_scanout so;
+	struct vgpu_msg_hdr hdr;
+	static uint8_t payload[sizeof(struct vgpu_update) + W * H * 4];
+	const struct vgpu_update *u = (const void *)payload;
+	const uint32_t *px = (const void *)(payload + sizeof(*u));
+	uint8_t *guest;
+	int d;
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	d = display_attach(&vm);
+	display_handshake(d, 0);
+	guest = vm_xrgb(&vm, 1, 11);
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 1, 8, 4, 32, 16), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpuint(so.width, ==, 32);
+	g_assert_cmpuint(so.height, ==, 16);
+	/* damage over the whole resource: only the visible part, from (8, 4) */
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 0, 0, W, H), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, payload, sizeof(payload));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_UPDATE);
+	g_assert_cmpuint(hdr.size, ==, sizeof(*u) + 32 * 16 * 4);
+	g_assert_cmpuint(u->x, ==, 0);
+	g_assert_cmpuint(u->y, ==, 0);
+	g_assert_cmpuint(u->width, ==, 32);
+	g_assert_cmpuint(u->height, ==, 16);
+	for (unsigned y = 0; y < 16; y++) {
+		for (unsigned x = 0; x < 32; x++) {
+			uint32_t want;
+			memcpy(&want, guest + ((y + 4) * W + x + 8) * 4, 4);
+			g_assert_cmphex(px[y * 32 + x], ==, want | 0xff000000u);
+		}
+	}
+	/* damage straddling the edge: the overlap, at (30, 14) of the scanout */
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 38, 18, 10, 10), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, payload, sizeof(payload));
+	g_assert_cmpuint(u->x, ==, 30);
+	g_assert_cmpuint(u->y, ==, 14);
+	g_assert_cmpuint(u->width, ==, 2);
+	g_assert_cmpuint(u->height, ==, 2);
+	/* damage outside what the scanout shows sends nothing; the next message is the
+	 * disable */
+	g_assert_cmpint(gpu_guest_resource_flush(vm.g, 1, 50, 30, 4, 4), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	g_assert_cmpint(gpu_guest_set_scanout(vm.g, 0, 0, 0, 0, 0, 0), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	hdr = display_read(d, &so, sizeof(so));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_SCANOUT);
+	g_assert_cmpuint(so.width, ==, 0);
+	close(d);
+	vm_free(&vm);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
 static void
 test_mem_table_change(void)
 {
@@ -744,6 +808,7 @@ main(int argc, char **argv)
 		    test_nv12_uuid_through_crossbufd);
 	cb_test_add("/gpu-bridge/vhost/png-scanout", test_png_scanout);
 	cb_test_add("/gpu-bridge/vhost/display-socket", test_display_socket);
+	cb_test_add("/gpu-bridge/vhost/display-sub-rect", test_display_sub_rect);
 	cb_test_add("/gpu-bridge/vhost/mem-table-change", test_mem_table_change);
 	cb_test_add("/gpu-bridge/vhost/malformed", test_malformed);
 	cb_test_add("/gpu-bridge/vhost/sigterm", test_sigterm);
