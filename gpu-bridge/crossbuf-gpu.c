@@ -44,6 +44,7 @@ struct app {
 	struct gpu_sink *png;
 	struct crossbuf_client *client;
 	bool resetting; /* the VMM forgets shared objects on its own then */
+	bool display_features_logged;
 };
 
 static struct vu_backend *stop_target;
@@ -162,10 +163,19 @@ static void
 display_readable(void *data, int fd)
 {
 	struct app *a = data;
+	bool asked = !a->display_features_logged;
 	int r = vgpu_display_dispatch(a->display);
 
-	if (r < 0)
+	if (r < 0) {
 		log_msg("display socket closed: %s", strerror(-r));
+		return;
+	}
+	if (asked && vgpu_display_features_known(a->display)) {
+		uint64_t f = vgpu_display_protocol_features(a->display);
+		log_msg("display protocol features 0x%" PRIx64 "%s", f,
+			f & (1ull << VGPU_PROTOCOL_F_DMABUF2) ? ": DMABUF2" : "");
+		a->display_features_logged = true;
+	}
 }
 
 static void
@@ -186,6 +196,7 @@ dev_gpu_set_socket(void *data, int fd)
 		log_msg("display socket refused: %s", strerror(-r));
 		return r;
 	}
+	a->display_features_logged = false;
 	r = vu_backend_add_watch(a->vu, fd, display_readable, a);
 	if (r < 0) {
 		vgpu_display_close(a->display);

@@ -38,6 +38,7 @@ struct vgpu_display {
 	struct gpu_device *device;
 	int fd;
 	bool features_asked; /* GET_PROTOCOL_FEATURES sent, reply pending */
+	bool features_known; /* its reply came */
 	uint64_t protocol_features;
 	void (*closing)(void *userdata, int fd);
 	void *closing_userdata;
@@ -60,6 +61,7 @@ drop_socket(struct vgpu_display *d)
 		d->closing(d->closing_userdata, d->fd);
 	d->fd = safe_close(d->fd);
 	d->features_asked = false;
+	d->features_known = false;
 	d->protocol_features = 0;
 }
 
@@ -212,6 +214,7 @@ read_reply(struct vgpu_display *d, bool wait_first_byte, uint32_t *ret_request)
 		if (r < 0)
 			return r;
 		d->features_asked = false;
+		d->features_known = true;
 		d->protocol_features = features & (1ull << VGPU_PROTOCOL_F_DMABUF2);
 		r = send_msg(d, VGPU_REQ_SET_PROTOCOL_FEATURES, &d->protocol_features,
 			     sizeof(d->protocol_features), NULL, 0, -1);
@@ -610,4 +613,10 @@ uint64_t
 vgpu_display_protocol_features(struct gpu_sink *sink)
 {
 	return to_display(sink)->protocol_features;
+}
+
+bool
+vgpu_display_features_known(struct gpu_sink *sink)
+{
+	return to_display(sink)->features_known;
 }

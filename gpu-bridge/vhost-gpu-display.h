@@ -31,6 +31,7 @@
 #include "sink.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -124,3 +125,5 @@ int vgpu_display_dispatch(struct gpu_sink *sink);
 void vgpu_display_close(struct gpu_sink *sink);
 /* Protocol features agreed with the frontend (0 before its reply). */
 uint64_t vgpu_display_protocol_features(struct gpu_sink *sink);
+/* True once the frontend answered GET_PROTOCOL_FEATURES on the current socket. */
+bool vgpu_display_features_known(struct gpu_sink *sink);

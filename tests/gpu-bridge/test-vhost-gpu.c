@@ -114,14 +114,32 @@ gpu_log(const struct gpu_proc *p)
 	return text != NULL ? text : g_strdup("");
 }
 
-/* SIGTERM; returns the exit status. */
+static int gpu_stop(struct gpu_proc *p);
+
+/* gpu_stop(), handing out its log first. */
 static int
-gpu_stop(struct gpu_proc *p)
+gpu_stop_keep_log(struct gpu_proc *p, char **ret_log)
 {
 	int status;
 
 	g_assert_cmpint(kill(p->pid, SIGTERM), ==, 0);
 	g_assert_cmpint(waitpid(p->pid, &status, 0), ==, p->pid);
+	*ret_log = gpu_log(p);
+	p->pid = 0;
+	g_assert_cmpint(gpu_stop(p), ==, 0);
+	return status;
+}
+
+/* SIGTERM (unless it was stopped already); returns the exit status. */
+static int
+gpu_stop(struct gpu_proc *p)
+{
+	int status = 0;
+
+	if (p->pid > 0) {
+		g_assert_cmpint(kill(p->pid, SIGTERM), ==, 0);
+		g_assert_cmpint(waitpid(p->pid, &status, 0), ==, p->pid);
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		g_autofree char *text = gpu_log(p);
 		g_printerr("crossbuf-gpu log:\n%s", text);
@@ -606,6 +624,7 @@ test_display_socket(void)
 static void
 test_display_sub_rect(void)
 {
+	g_autofree char *log = NULL;
 	struct gpu_proc p;
 	struct vm vm;
 	struct vgpu_scanout so;
@@ -663,7 +682,8 @@ test_display_sub_rect(void)
 	g_assert_cmpuint(so.width, ==, 0);
 	close(d);
 	vm_free(&vm);
-	g_assert_cmpint(gpu_stop(&p), ==, 0);
+	g_assert_cmpint(gpu_stop_keep_log(&p, &log), ==, 0);
+	g_assert_nonnull(strstr(log, "display protocol features 0x0\n"));
 }
 
 static void
