@@ -44,13 +44,20 @@ struct shmem {
 	int fd; /* the region's own memfd, mapped where nothing else is */
 };
 
+/* Guest RAM, shared by the frontends of one guest (vu_frontend_share_ram()). */
+struct guest_ram {
+	unsigned refs;
+	int fd;
+	uint8_t *map;
+	uint64_t size;
+	uint64_t next; /* vu_frontend_alloc()'s bump pointer */
+};
+
 struct vu_frontend {
 	int sock;
 	int backend_fd; /* our end of the backend channel */
-	int ram_fd;
-	uint8_t *ram;
-	uint64_t ram_size;
-	uint64_t ram_next;
+	struct guest_ram *mem;
+	bool mem_table_sent;
 	unsigned n_regions;
 	uint64_t features;
 	uint64_t protocol_features;
@@ -68,11 +75,52 @@ has_protocol(const struct vu_frontend *f, enum vu_protocol_feature p)
 	return f->protocol_features & (1ull << p);
 }
 
+static struct guest_ram *
+guest_ram_unref(struct guest_ram *m)
+{
+	if (m == NULL || --m->refs > 0)
+		return NULL;
+	if (m->map)
+		munmap(m->map, m->size);
+	safe_close(m->fd);
+	free(m);
+	return NULL;
+}
+
+static int
+guest_ram_new(uint64_t size, struct guest_ram **ret)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct guest_ram *m = calloc(1, sizeof(*m));
+	int r;
+
+	if (m == NULL)
+		return -ENOMEM;
+	m->refs = 1;
+	m->size = ALIGN_UP(size, (uint64_t)page * 8);
+	m->fd = memfd_create("crossbuf-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m->fd < 0 || ftruncate(m->fd, (off_t)m->size) < 0 ||
+	    fcntl(m->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	m->map = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	if (m->map == MAP_FAILED) {
+		m->map = NULL;
+		goto fail;
+	}
+	m->next = 4096; /* keep gpa 0 unused: a zero address is always a bug */
+	*ret = m;
+	return 0;
+fail:
+	r = negative_errno();
+	guest_ram_unref(m);
+	return r;
+}
+
 int
 vu_frontend_new(int fd, uint64_t ram_size, struct vu_frontend **ret)
 {
-	long page = sysconf(_SC_PAGESIZE);
 	struct vu_frontend *f;
+	int r;
 
 	if (fd < 0 || ram_size == 0 || ram_size > (1ull << 40) || ret == NULL) {
 		safe_close(fd);
@@ -90,23 +138,25 @@ vu_frontend_new(int fd, uint64_t ram_size, struct vu_frontend **ret)
 		f->queues[i].kick_fd = f->queues[i].call_fd = -1;
 	for (unsigned i = 0; i < VU_MAX_SHMEM; i++)
 		f->shmem[i].fd = -1;
-	f->ram_size = ALIGN_UP(ram_size, (uint64_t)page * 8);
-	f->ram_fd = memfd_create("crossbuf-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (f->ram_fd < 0 || ftruncate(f->ram_fd, (off_t)f->ram_size) < 0 ||
-	    fcntl(f->ram_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		int r = negative_errno();
+	r = guest_ram_new(ram_size, &f->mem);
+	if (r < 0) {
 		vu_frontend_free(f);
 		return r;
 	}
-	f->ram = mmap(NULL, f->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, f->ram_fd, 0);
-	if (f->ram == MAP_FAILED) {
-		int r = negative_errno();
-		f->ram = NULL;
-		vu_frontend_free(f);
-		return r;
-	}
-	f->ram_next = 4096; /* keep gpa 0 unused: a zero address is always a bug */
 	*ret = f;
+	return 0;
+}
+
+int
+vu_frontend_share_ram(struct vu_frontend *f, struct vu_frontend *owner)
+{
+	if (f == NULL || owner == NULL || f == owner)
+		return -EINVAL;
+	if (f->mem_table_sent)
+		return -EBUSY;
+	guest_ram_unref(f->mem);
+	f->mem = owner->mem;
+	f->mem->refs++;
 	return 0;
 }
 
@@ -147,9 +197,7 @@ vu_frontend_free(struct vu_frontend *f)
 			munmap(f->shmem[i].base, f->shmem[i].size);
 		safe_close(f->shmem[i].fd);
 	}
-	if (f->ram)
-		munmap(f->ram, f->ram_size);
-	safe_close(f->ram_fd);
+	guest_ram_unref(f->mem);
 	safe_close(f->backend_fd);
 	safe_close(f->sock);
 	free(f->objects);
@@ -160,8 +208,8 @@ vu_frontend_free(struct vu_frontend *f)
 int
 vu_frontend_set_regions(struct vu_frontend *f, unsigned n)
 {
-	if (f == NULL || n == 0 || n > VU_MAX_MEM_REGIONS || f->ram_size % n != 0 ||
-	    (f->ram_size / n) % 4096 != 0)
+	if (f == NULL || n == 0 || n > VU_MAX_MEM_REGIONS || f->mem->size % n != 0 ||
+	    (f->mem->size / n) % 4096 != 0)
 		return -EINVAL;
 	f->n_regions = n;
 	return 0;
@@ -170,9 +218,9 @@ vu_frontend_set_regions(struct vu_frontend *f, unsigned n)
 void *
 vu_frontend_ram(struct vu_frontend *f, uint64_t gpa, uint64_t len)
 {
-	if (gpa >= f->ram_size || len > f->ram_size - gpa)
+	if (gpa >= f->mem->size || len > f->mem->size - gpa)
 		return NULL;
-	return f->ram + gpa;
+	return f->mem->map + gpa;
 }
 
 int
@@ -182,10 +230,10 @@ vu_frontend_alloc(struct vu_frontend *f, uint64_t size, uint64_t align, uint64_t
 
 	if (f == NULL || size == 0 || align == 0 || (align & (align - 1)))
 		return -EINVAL;
-	start = ALIGN_UP(f->ram_next, align);
-	if (start > f->ram_size || size > f->ram_size - start)
+	start = ALIGN_UP(f->mem->next, align);
+	if (start > f->mem->size || size > f->mem->size - start)
 		return -ENOMEM;
-	f->ram_next = start + size;
+	f->mem->next = start + size;
 	*ret_gpa = start;
 	return 0;
 }
@@ -193,13 +241,13 @@ vu_frontend_alloc(struct vu_frontend *f, uint64_t size, uint64_t align, uint64_t
 int
 vu_frontend_ram_fd(struct vu_frontend *f)
 {
-	return f->ram_fd;
+	return f->mem->fd;
 }
 
 uint64_t
 vu_frontend_ram_size(struct vu_frontend *f)
 {
-	return f->ram_size;
+	return f->mem->size;
 }
 
 uint64_t
@@ -531,7 +579,7 @@ set_u64(struct vu_frontend *f, uint32_t request, uint64_t v)
 static int
 send_mem_table(struct vu_frontend *f)
 {
-	uint64_t chunk = f->ram_size / f->n_regions;
+	uint64_t chunk = f->mem->size / f->n_regions;
 	struct vu_msg msg;
 	int r = 0;
 
@@ -541,14 +589,15 @@ send_mem_table(struct vu_frontend *f)
 		msg.payload.mem.regions[i] = (struct vu_mem_region){
 			.gpa = i * chunk,
 			.size = chunk,
-			.uaddr = (uint64_t)(uintptr_t)(f->ram + i * chunk),
+			.uaddr = (uint64_t)(uintptr_t)(f->mem->map + i * chunk),
 			.mmap_offset = i * chunk,
 		};
-		msg.fds[i] = fcntl(f->ram_fd, F_DUPFD_CLOEXEC, 0);
+		msg.fds[i] = fcntl(f->mem->fd, F_DUPFD_CLOEXEC, 0);
 		if (msg.fds[i] < 0)
 			r = negative_errno();
 	}
 	msg.n_fds = f->n_regions;
+	f->mem_table_sent = true;
 	if (r == 0)
 		r = vu_frontend_request(f, &msg, true, NULL);
 	vu_msg_close_fds(&msg);

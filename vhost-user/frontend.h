@@ -27,6 +27,13 @@ int vu_frontend_new(int fd, uint64_t ram_size, struct vu_frontend **ret);
 struct vu_frontend *vu_frontend_free(struct vu_frontend *f);
 
 /*
+ * Makes f use owner's guest RAM (its memfd, mapping and allocator) instead of its own, as
+ * the devices of one VM all see the same RAM. Call before vu_frontend_negotiate();
+ * -EBUSY after. The RAM lives until its last frontend is freed.
+ */
+int vu_frontend_share_ram(struct vu_frontend *f, struct vu_frontend *owner);
+
+/*
  * Describes guest RAM to the backend as n_regions equal regions (1..8, each its own fd
  * duplicate and mmap_offset) instead of one. Call before vu_frontend_negotiate().
  */

@@ -329,6 +329,47 @@ test_multi_region(void)
 	g_assert_cmpint(echo_device_stop(d), ==, 0);
 }
 
+/* Two devices of one guest see the same RAM, as two backends of one VM do. */
+static void
+test_shared_ram(void)
+{
+	struct echo_device *d1 = echo_device_start(), *d2 = echo_device_start();
+	struct vu_frontend *f1, *f2;
+	struct area a1, a2;
+
+	g_assert_cmpint(vu_frontend_connect(d1->path, RAM_SIZE, &f1), ==, 0);
+	g_assert_cmpint(vu_frontend_connect(d2->path, RAM_SIZE, &f2), ==, 0);
+	g_assert_cmpint(vu_frontend_share_ram(f2, f2), ==, -EINVAL);
+	g_assert_cmpint(vu_frontend_share_ram(f2, f1), ==, 0);
+	g_assert_cmpint(vu_frontend_ram_fd(f2), ==, vu_frontend_ram_fd(f1));
+	g_assert_cmpuint(vu_frontend_ram_size(f2), ==, vu_frontend_ram_size(f1));
+	g_assert_cmpint(
+		vu_frontend_negotiate(f1, (1ull << ECHO_FEATURE_BIT) | event_idx, all_protocol), ==,
+		0);
+	g_assert_cmpint(
+		vu_frontend_negotiate(f2, (1ull << ECHO_FEATURE_BIT) | event_idx, all_protocol), ==,
+		0);
+	/* Once SET_MEM_TABLE went out, the RAM cannot change under the backend. */
+	g_assert_cmpint(vu_frontend_share_ram(f1, f2), ==, -EBUSY);
+
+	/* One allocator: the two frontends' allocations never overlap. */
+	g_assert_cmpint(vu_frontend_queue_setup(f1, 0, QSIZE), ==, 0);
+	g_assert_cmpint(vu_frontend_queue_setup(f2, 0, QSIZE), ==, 0);
+	area_alloc(f1, &a1, 4096);
+	area_alloc(f2, &a2, 4096);
+	g_assert_true(a2.in_gpa >= a1.out_gpa + a1.cap || a1.in_gpa >= a2.out_gpa + a2.cap);
+	g_assert_true(vu_frontend_ram(f1, a2.in_gpa, 16) == vu_frontend_ram(f2, a2.in_gpa, 16));
+	echo(f1, 0, &a1, 4000, 1, 1, false, 1);
+	echo(f2, 0, &a2, 4000, 2, 2, true, 2);
+
+	/* The RAM outlives the frontend that made it. */
+	vu_frontend_free(f1);
+	echo(f2, 0, &a2, 3000, 1, 3, false, 3);
+	vu_frontend_free(f2);
+	g_assert_cmpint(echo_device_stop(d1), ==, 0);
+	g_assert_cmpint(echo_device_stop(d2), ==, 0);
+}
+
 static void
 test_reconnect(void)
 {
@@ -1232,6 +1273,7 @@ main(int argc, char **argv)
 	cb_test_add("/vhost-user/backend/full-ring", test_in_flight);
 	cb_test_add("/vhost-user/backend/indirect", test_indirect);
 	cb_test_add("/vhost-user/backend/multi-region", test_multi_region);
+	cb_test_add("/vhost-user/backend/shared-ram", test_shared_ram);
 	cb_test_add("/vhost-user/backend/reconnect", test_reconnect);
 	cb_test_add("/vhost-user/backend/stop-ring", test_stop_ring);
 	cb_test_add("/vhost-user/backend/unsupported-request", test_unsupported_request);
