@@ -18,6 +18,7 @@
 #include "config.h"
 #include "crossbuf/crossbuf.h"
 #include "device.h"
+#include "formats.h"
 #include "macro.h"
 #include "vhost-gpu-display.h"
 
@@ -30,9 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The vhost-user backend library; plain "backend.h" is the gpu-bridge's allocation backends. */
 #include "../vhost-user/backend.h"
+
+/* Formats --protect can name at once. */
+#define GPU_MAX_PROTECT 16
 
 #define QUEUE_CONTROL 0
 #define QUEUE_CURSOR  1
@@ -44,13 +49,15 @@ struct app {
 	struct gpu_sink *png;
 	struct crossbuf_client *client;
 	bool resetting; /* the VMM forgets shared objects on its own then */
+	/* --protect: image resources of these formats are created protected */
+	uint32_t protect_fourccs[GPU_MAX_PROTECT];
+	unsigned n_protect;
 	bool display_features_logged;
 };
 
 static struct vu_backend *stop_target;
 
-static void _printf_(1, 2)
-log_msg(const char *fmt, ...)
+static void _printf_(1, 2) log_msg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -108,7 +115,8 @@ dev_set_features(void *data, uint64_t features)
 	uint64_t gpu = features & gpu_device_get_features(a->dev);
 	int r = gpu_device_set_features(a->dev, gpu);
 
-	log_msg("negotiated features 0x%" PRIx64 ": virtio-gpu%s%s%s%s%s, protocol features 0x%" PRIx64,
+	log_msg("negotiated features 0x%" PRIx64
+		": virtio-gpu%s%s%s%s%s, protocol features 0x%" PRIx64,
 		features, gpu & (1ull << VIRTIO_GPU_F_EDID) ? " EDID" : "",
 		gpu & (1ull << VIRTIO_GPU_F_RESOURCE_UUID) ? " RESOURCE_UUID" : "",
 		gpu & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) ? " RESOURCE_BLOB" : "",
@@ -238,6 +246,52 @@ guest_memfd(void *userdata, uint64_t gpa, uint64_t len, int *ret_fd, uint64_t *r
 
 /* ---- main ---- */
 
+/* ---- protection policy ---- */
+
+static bool
+protect_class(void *userdata, const struct gpu_resource_class *c)
+{
+	const struct app *a = userdata;
+
+	for (unsigned i = 0; i < a->n_protect; i++) {
+		if (c->fourcc != 0 && c->fourcc == a->protect_fourccs[i])
+			return true;
+	}
+	return false;
+}
+
+/* "NV12,YV12" or "yuv" (every YUV format) into a->protect_fourccs. */
+static int
+parse_protect(struct app *a, const char *arg)
+{
+	static const char *const yuv[] = {"NV12", "NV21", "YV12", "IYUV"};
+	char *copy = strdup(arg), *save = NULL;
+	int r = 0;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	for (char *tok = strtok_r(copy, ",", &save); tok && r == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		bool all_yuv = strcasecmp(tok, "yuv") == 0;
+
+		for (size_t i = 0; i < (all_yuv ? ARRAY_SIZE(yuv) : 1) && r == 0; i++) {
+			const struct gpu_format *f = gpu_format_from_name(all_yuv ? yuv[i] : tok);
+
+			if (f == NULL) {
+				log_msg("--protect: unknown format \"%s\"", tok);
+				r = -EINVAL;
+			} else if (a->n_protect == GPU_MAX_PROTECT) {
+				log_msg("--protect: more than %u formats", GPU_MAX_PROTECT);
+				r = -E2BIG;
+			} else {
+				a->protect_fourccs[a->n_protect++] = f->fourcc;
+			}
+		}
+	}
+	free(copy);
+	return r;
+}
+
 static void
 on_signal(int sig)
 {
@@ -256,11 +310,14 @@ usage(FILE *f)
 	      "  --socket-path PATH   listen for the VMM's vhost-user connection here\n"
 	      "  --broker PATH        export into the crossbufd at PATH (default: a registry\n"
 	      "                       embedded in this process)\n"
-	      "  --domain NAME        registry domain (one VM), default \"" CROSSBUF_DEFAULT_DOMAIN "\"\n"
+	      "  --domain NAME        registry domain (one VM), default \"" CROSSBUF_DEFAULT_DOMAIN
+	      "\"\n"
 	      "  --backend KIND       memfd, gbm, virgl or auto (default auto)\n"
 	      "  --render-node PATH   render node for gbm/virgl (default: the first that opens)\n"
 	      "  --png-dir DIR        also write every flushed scanout to DIR/scanout-N.png\n"
 	      "  --width W --height H preferred mode of scanout 0 (default 1024x768)\n"
+	      "  --protect FORMATS    create image resources of these formats protected\n"
+	      "                       (comma-separated: NV12,YV12,... or yuv for all YUV)\n"
 	      "  --allow-unsealed-memory  accept guest RAM that is not sealed against shrinking\n"
 	      "  --help, --version\n",
 	      f);
@@ -269,8 +326,18 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_BROKER = 256, OPT_DOMAIN, OPT_BACKEND, OPT_RENDER, OPT_PNG, OPT_UNSEALED,
-	       OPT_WIDTH, OPT_HEIGHT, OPT_VERSION };
+	enum {
+		OPT_BROKER = 256,
+		OPT_DOMAIN,
+		OPT_BACKEND,
+		OPT_RENDER,
+		OPT_PNG,
+		OPT_UNSEALED,
+		OPT_WIDTH,
+		OPT_HEIGHT,
+		OPT_PROTECT,
+		OPT_VERSION
+	};
 	static const struct option options[] = {
 		{"socket-path", required_argument, NULL, 's'},
 		{"broker", required_argument, NULL, OPT_BROKER},
@@ -280,6 +347,7 @@ main(int argc, char **argv)
 		{"png-dir", required_argument, NULL, OPT_PNG},
 		{"width", required_argument, NULL, OPT_WIDTH},
 		{"height", required_argument, NULL, OPT_HEIGHT},
+		{"protect", required_argument, NULL, OPT_PROTECT},
 		{"allow-unsealed-memory", no_argument, NULL, OPT_UNSEALED},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
@@ -335,6 +403,10 @@ main(int argc, char **argv)
 		}
 		case OPT_UNSEALED:
 			unsealed = true;
+			break;
+		case OPT_PROTECT:
+			if (parse_protect(&a, optarg) < 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
@@ -411,6 +483,11 @@ main(int argc, char **argv)
 	config.scanouts[0].height = height;
 	config.guest_memfd = guest_memfd;
 	config.guest_memfd_userdata = &a;
+	if (a.n_protect > 0) {
+		config.protect = protect_class;
+		config.protect_userdata = &a;
+		log_msg("resources of %u format(s) are created protected", a.n_protect);
+	}
 
 	/* The features the device offers, to describe the vhost-user device with. */
 	config.mem = &no_mem;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/virtio_gpu.h>
 #include <string.h>
+#include <strings.h>
 
 #define RGB(v, f, n)                                                                               \
 	{                                                                                          \
@@ -79,6 +80,16 @@ gpu_format_from_fourcc(uint32_t fourcc)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
 		if (formats[i].fourcc == fourcc)
+			return &formats[i];
+	}
+	return NULL;
+}
+
+const struct gpu_format *
+gpu_format_from_name(const char *name)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(formats); i++) {
+		if (strcasecmp(formats[i].name, name) == 0)
 			return &formats[i];
 	}
 	return NULL;

@@ -47,6 +47,8 @@ struct gpu_format {
 const struct gpu_format *gpu_format_from_virgl(uint32_t virgl_format);
 /* The format of a DRM fourcc, or NULL if unknown. */
 const struct gpu_format *gpu_format_from_fourcc(uint32_t fourcc);
+/* The format named name ("NV12", "B8G8R8A8_UNORM", ...; any case), or NULL if unknown. */
+const struct gpu_format *gpu_format_from_name(const char *name);
 
 struct gpu_plane_layout {
 	uint64_t offset; /* bytes from the start of the buffer */
