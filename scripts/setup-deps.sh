@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
 	build-essential meson ninja-build pkg-config python3
 	libglib2.0-dev uuid-dev libdrm-dev libgbm-dev libvirglrenderer-dev
-	libavcodec-dev libavutil-dev libswscale-dev libpng-dev
+	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libpng-dev
 	ffmpeg valgrind clang libclang-rt-14-dev
 )
 
