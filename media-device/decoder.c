@@ -1555,49 +1555,127 @@ min_buffers(struct decoder *dec)
 	return (int32_t)MIN(MAX(m, 1u), (uint32_t)DECODER_MAX_BUFFERS);
 }
 
-static int
-ioc_queryctrl(struct decoder *dec, struct v4l2_queryctrl *q)
+static int64_t
+ctrl_min_buffers(struct decoder *dec)
 {
-	uint32_t id = q->id & ~(V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND);
+	return min_buffers(dec);
+}
 
-	if (q->id & (V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND)) {
-		if (id >= V4L2_CID_MIN_BUFFERS_FOR_CAPTURE)
-			return -EINVAL;
-	} else if (id != V4L2_CID_MIN_BUFFERS_FOR_CAPTURE) {
-		return -EINVAL;
+/*
+ * The decoder's controls, in id order: QUERYCTRL's V4L2_CTRL_FLAG_NEXT_CTRL walks the
+ * table. Every control is read-only and volatile; get() runs with dec->lock held.
+ */
+struct ctrl_desc {
+	uint32_t id;
+	uint32_t type; /* V4L2_CTRL_TYPE_INTEGER or V4L2_CTRL_TYPE_INTEGER64 */
+	const char *name;
+	int64_t minimum, maximum;
+	uint32_t flags;
+	bool default_is_current; /* the default value is the current one, else minimum */
+	int64_t (*get)(struct decoder *dec);
+};
+
+static const struct ctrl_desc ctrls[] = {
+	{
+		.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE,
+		.type = V4L2_CTRL_TYPE_INTEGER,
+		.name = "Min Number of Capture Buffers",
+		.minimum = 1,
+		.maximum = DECODER_MAX_BUFFERS,
+		.flags = V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_VOLATILE,
+		.default_is_current = true,
+		.get = ctrl_min_buffers,
+	},
+};
+
+static const struct ctrl_desc *
+ctrl_find(uint32_t id)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+		if (ctrls[i].id == id)
+			return &ctrls[i];
 	}
-	memset(q, 0, sizeof(*q));
-	q->id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE;
-	q->type = V4L2_CTRL_TYPE_INTEGER;
-	snprintf((char *)q->name, sizeof(q->name), "Min Number of Capture Buffers");
-	q->minimum = 1;
-	q->maximum = DECODER_MAX_BUFFERS;
-	q->step = 1;
-	q->default_value = min_buffers(dec);
-	q->flags = V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_VOLATILE;
-	return 0;
+	return NULL;
+}
+
+/* The first control whose id is greater than id (V4L2_CTRL_FLAG_NEXT_CTRL). */
+static const struct ctrl_desc *
+ctrl_next(uint32_t id)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+		assert(i == 0 || ctrls[i - 1].id < ctrls[i].id);
+		if (ctrls[i].id > id)
+			return &ctrls[i];
+	}
+	return NULL;
+}
+
+static int64_t
+ctrl_default(struct decoder *dec, const struct ctrl_desc *d)
+{
+	return d->default_is_current ? d->get(dec) : d->minimum;
 }
 
 static int
 ioc_query_ext_ctrl(struct decoder *dec, struct v4l2_query_ext_ctrl *q)
 {
-	struct v4l2_queryctrl qc = {.id = q->id};
-	int r = ioc_queryctrl(dec, &qc);
+	uint32_t next = q->id & (V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND);
+	const struct ctrl_desc *d = next ? ctrl_next(q->id & ~next) : ctrl_find(q->id);
+
+	if (d == NULL)
+		return -EINVAL;
+	memset(q, 0, sizeof(*q));
+	q->id = d->id;
+	q->type = d->type;
+	snprintf(q->name, sizeof(q->name), "%s", d->name);
+	q->minimum = d->minimum;
+	q->maximum = d->maximum;
+	q->step = 1;
+	q->default_value = ctrl_default(dec, d);
+	q->flags = d->flags;
+	q->elem_size = d->type == V4L2_CTRL_TYPE_INTEGER64 ? sizeof(int64_t) : sizeof(int32_t);
+	q->elems = 1;
+	q->nr_of_dims = 0;
+	return 0;
+}
+
+/* As Linux's v4l2_queryctrl(): the range of a 64-bit control does not fit, so it is zero. */
+static int
+ioc_queryctrl(struct decoder *dec, struct v4l2_queryctrl *q)
+{
+	struct v4l2_query_ext_ctrl qe = {.id = q->id};
+	int r = ioc_query_ext_ctrl(dec, &qe);
 
 	if (r < 0)
 		return r;
 	memset(q, 0, sizeof(*q));
-	q->id = qc.id;
-	q->type = qc.type;
-	memcpy(q->name, qc.name, sizeof(q->name));
-	q->minimum = qc.minimum;
-	q->maximum = qc.maximum;
-	q->step = (uint64_t)qc.step;
-	q->default_value = qc.default_value;
-	q->flags = qc.flags;
-	q->elem_size = sizeof(int32_t);
-	q->elems = 1;
-	q->nr_of_dims = 0;
+	q->id = qe.id;
+	q->type = qe.type;
+	memcpy(q->name, qe.name, sizeof(q->name));
+	q->name[sizeof(q->name) - 1] = '\0';
+	q->flags = qe.flags;
+	if (qe.type == V4L2_CTRL_TYPE_INTEGER) {
+		q->minimum = (int32_t)qe.minimum;
+		q->maximum = (int32_t)qe.maximum;
+		q->step = (int32_t)qe.step;
+		q->default_value = (int32_t)qe.default_value;
+	}
+	return 0;
+}
+
+/* G_CTRL and S_CTRL take 32-bit controls only (64-bit ones are EINVAL, as in V4L2). */
+static int
+ioc_g_s_ctrl(struct decoder *dec, struct v4l2_control *c, bool get)
+{
+	const struct ctrl_desc *d = ctrl_find(c->id);
+
+	if (d == NULL || d->type != V4L2_CTRL_TYPE_INTEGER)
+		return -EINVAL;
+	if (!get) {
+		assert(d->flags & V4L2_CTRL_FLAG_READ_ONLY); /* there is no writable control */
+		return -EACCES;
+	}
+	c->value = (int32_t)d->get(dec);
 	return 0;
 }
 
@@ -1605,25 +1683,36 @@ static int
 ioc_ext_ctrls(struct decoder *dec, struct vmd_command *cmd, bool get)
 {
 	struct v4l2_ext_controls *c = &cmd->payload.ext_ctrls;
+	const struct ctrl_desc *d[VMD_MAX_CTRLS];
 
 	if (c->which != V4L2_CTRL_WHICH_CUR_VAL && c->which != V4L2_CTRL_WHICH_DEF_VAL &&
 	    c->which != V4L2_CTRL_CLASS_USER)
 		return -EINVAL;
+	if (c->count > VMD_MAX_CTRLS) /* protocol.c refuses them already */
+		return -EINVAL;
 	c->error_idx = c->count;
-	/* Unknown controls first (EINVAL), then the read-only one (EACCES), as V4L2 does. */
+	/* Unknown controls first (EINVAL), then the read-only ones (EACCES), as V4L2 does. */
 	for (uint32_t i = 0; i < c->count; i++) {
-		if (cmd->ctrls[i].id != V4L2_CID_MIN_BUFFERS_FOR_CAPTURE) {
+		d[i] = ctrl_find(cmd->ctrls[i].id);
+		if (d[i] == NULL) {
 			c->error_idx = get ? i : c->count;
 			return -EINVAL;
 		}
 	}
 	for (uint32_t i = 0; i < c->count; i++) {
+		int64_t v;
+
 		if (!get) {
+			assert(d[i]->flags & V4L2_CTRL_FLAG_READ_ONLY); /* none is writable */
 			c->error_idx = i;
 			return -EACCES;
 		}
+		v = c->which == V4L2_CTRL_WHICH_DEF_VAL ? ctrl_default(dec, d[i]) : d[i]->get(dec);
 		cmd->ctrls[i].size = 0;
-		cmd->ctrls[i].value = min_buffers(dec);
+		if (d[i]->type == V4L2_CTRL_TYPE_INTEGER64)
+			cmd->ctrls[i].value64 = v;
+		else
+			cmd->ctrls[i].value = (int32_t)v;
 	}
 	return 0;
 }
@@ -2272,15 +2361,10 @@ decoder_ioctl(struct decoder *dec, struct vmd_command *cmd, bool *ret_write_on_e
 		r = ioc_g_selection(dec, &p->sel);
 		break;
 	case _IOC_NR(VIDIOC_G_CTRL):
-		if (p->ctrl.id != V4L2_CID_MIN_BUFFERS_FOR_CAPTURE) {
-			r = -EINVAL;
-			break;
-		}
-		p->ctrl.value = min_buffers(dec);
-		r = 0;
+		r = ioc_g_s_ctrl(dec, &p->ctrl, true);
 		break;
 	case _IOC_NR(VIDIOC_S_CTRL):
-		r = p->ctrl.id == V4L2_CID_MIN_BUFFERS_FOR_CAPTURE ? -EACCES : -EINVAL;
+		r = ioc_g_s_ctrl(dec, &p->ctrl, false);
 		break;
 	case _IOC_NR(VIDIOC_QUERYCTRL):
 		r = ioc_queryctrl(dec, &p->queryctrl);
