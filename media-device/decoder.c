@@ -1679,23 +1679,45 @@ ioc_g_s_ctrl(struct decoder *dec, struct v4l2_control *c, bool get)
 	return 0;
 }
 
+enum ext_ctrls_op {
+	EXT_CTRLS_GET,
+	EXT_CTRLS_TRY,
+	EXT_CTRLS_SET,
+};
+
+/*
+ * Unknown controls first (EINVAL), then read-only ones (EACCES), with error_idx as Linux
+ * sets it (v4l2-ctrls-api.c, checked by v4l2-compliance): a failure of this validation
+ * step is reported at count for G_EXT_CTRLS and S_EXT_CTRLS ("no control was touched"),
+ * and at the failing control for TRY_EXT_CTRLS.
+ */
 static int
-ioc_ext_ctrls(struct decoder *dec, struct vmd_command *cmd, bool get)
+ioc_ext_ctrls(struct decoder *dec, struct vmd_command *cmd, enum ext_ctrls_op op)
 {
 	struct v4l2_ext_controls *c = &cmd->payload.ext_ctrls;
 	const struct ctrl_desc *d[VMD_MAX_CTRLS];
+	bool get = false;
 
+	switch (op) {
+	case EXT_CTRLS_GET:
+		get = true;
+		break;
+	case EXT_CTRLS_TRY:
+	case EXT_CTRLS_SET:
+		break;
+	}
+	c->error_idx = c->count;
 	if (c->which != V4L2_CTRL_WHICH_CUR_VAL && c->which != V4L2_CTRL_WHICH_DEF_VAL &&
 	    c->which != V4L2_CTRL_CLASS_USER)
 		return -EINVAL;
+	if (!get && c->which == V4L2_CTRL_WHICH_DEF_VAL)
+		return -EINVAL;       /* default values cannot be changed */
 	if (c->count > VMD_MAX_CTRLS) /* protocol.c refuses them already */
 		return -EINVAL;
-	c->error_idx = c->count;
-	/* Unknown controls first (EINVAL), then the read-only ones (EACCES), as V4L2 does. */
 	for (uint32_t i = 0; i < c->count; i++) {
 		d[i] = ctrl_find(cmd->ctrls[i].id);
 		if (d[i] == NULL) {
-			c->error_idx = get ? i : c->count;
+			c->error_idx = op == EXT_CTRLS_TRY ? i : c->count;
 			return -EINVAL;
 		}
 	}
@@ -1704,7 +1726,7 @@ ioc_ext_ctrls(struct decoder *dec, struct vmd_command *cmd, bool get)
 
 		if (!get) {
 			assert(d[i]->flags & V4L2_CTRL_FLAG_READ_ONLY); /* none is writable */
-			c->error_idx = i;
+			c->error_idx = op == EXT_CTRLS_TRY ? i : c->count;
 			return -EACCES;
 		}
 		v = c->which == V4L2_CTRL_WHICH_DEF_VAL ? ctrl_default(dec, d[i]) : d[i]->get(dec);
@@ -2376,12 +2398,15 @@ decoder_ioctl(struct decoder *dec, struct vmd_command *cmd, bool *ret_write_on_e
 		r = -EINVAL;
 		break;
 	case _IOC_NR(VIDIOC_G_EXT_CTRLS):
-		r = ioc_ext_ctrls(dec, cmd, true);
+		r = ioc_ext_ctrls(dec, cmd, EXT_CTRLS_GET);
 		*ret_write_on_error = true;
 		break;
 	case _IOC_NR(VIDIOC_S_EXT_CTRLS):
+		r = ioc_ext_ctrls(dec, cmd, EXT_CTRLS_SET);
+		*ret_write_on_error = true;
+		break;
 	case _IOC_NR(VIDIOC_TRY_EXT_CTRLS):
-		r = ioc_ext_ctrls(dec, cmd, false);
+		r = ioc_ext_ctrls(dec, cmd, EXT_CTRLS_TRY);
 		*ret_write_on_error = true;
 		break;
 	case _IOC_NR(VIDIOC_SUBSCRIBE_EVENT):
