@@ -14,6 +14,7 @@
  * CROSSBUF_BENCH_HEIGHT (720 or 1080: that size alone) change the run.
  * Exits 77 (skipped) when ffmpeg or its libx264 encoder is missing.
  */
+#include "bench-util.h"
 #include "codec.h"
 
 #include <errno.h>
@@ -39,19 +40,10 @@
 static double last_wall;
 
 static double
-clock_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
 now_s(void)
 {
-	last_wall = clock_s(CLOCK_MONOTONIC);
-	return clock_s(CLOCK_THREAD_CPUTIME_ID);
+	last_wall = bench_clock_s(CLOCK_MONOTONIC);
+	return bench_clock_s(CLOCK_THREAD_CPUTIME_ID);
 }
 
 /* CPU seconds since t0 (from now_s); the wall-clock seconds go to last_wall. */
@@ -62,21 +54,6 @@ elapsed_s(double t0)
 
 	last_wall -= wall0;
 	return t1 - t0;
-}
-
-static int
-double_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), double_cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* --- (a) bare libavcodec -------------------------------------------------------------------- */
@@ -301,40 +278,10 @@ run_codec(const uint8_t *data, size_t len, struct brun *r, unsigned *ret_frames,
 
 /* --- Streams and the run -------------------------------------------------------------------- */
 
-static char *
-make_stream(const char *dir, unsigned width, unsigned height, unsigned frames)
-{
-	char *path = g_strdup_printf("%s/testsrc2-%ux%u.h264", dir, width, height);
-	g_autofree char *src = g_strdup_printf("testsrc2=size=%ux%u:rate=30", width, height);
-	g_autofree char *nframes = g_strdup_printf("%u", frames);
-	const char *argv[] = {"ffmpeg",  "-hide_banner", "-loglevel", "error", "-y",
-			      "-f",      "lavfi",        "-i",        src,     "-frames:v",
-			      nframes,   "-pix_fmt",     "yuv420p",   "-c:v",  "libx264",
-			      "-preset", "fast",         path,        NULL};
-	gint status = -1;
-
-	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-			  &status, NULL) ||
-	    !g_spawn_check_wait_status(status, NULL)) {
-		g_free(path);
-		return NULL;
-	}
-	return path;
-}
-
-static unsigned
-env_uint(const char *name, unsigned def)
-{
-	const char *v = getenv(name);
-	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
-
-	return n > 0 && n < 100000 ? (unsigned)n : def;
-}
-
 static void
 bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, unsigned reps)
 {
-	g_autofree char *path = make_stream(dir, width, height, nframes);
+	g_autofree char *path = bench_make_stream(dir, width, height, nframes);
 	g_autofree char *data = NULL;
 	gsize len;
 	g_autofree double *fa = g_new(double, reps), *fb = g_new(double, reps),
@@ -391,9 +338,12 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 			frames_b, frames_c, nframes);
 		exit(1);
 	}
-	double ma = median(fa, reps), mb = median(fb, reps), mc = median(fc, reps);
-	double ba = fa[reps - 1], bb = fb[reps - 1], bc = fc[reps - 1]; /* sorted by median() */
-	double wma = median(wa, reps), wmb = median(wb, reps), wmc = median(wc, reps);
+	double ma = bench_median(fa, reps), mb = bench_median(fb, reps),
+	       mc = bench_median(fc, reps);
+	/* The best runs: bench_median() sorted the columns. */
+	double ba = fa[reps - 1], bb = fb[reps - 1], bc = fc[reps - 1];
+	double wma = bench_median(wa, reps), wmb = bench_median(wb, reps),
+	       wmc = bench_median(wc, reps);
 
 	printf("h264 %ux%u, %u frames (%zu bytes), %u repetitions interleaved (order rotated)\n",
 	       width, height, nframes, (size_t)len, reps);
@@ -415,9 +365,10 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 int
 main(void)
 {
-	unsigned reps = env_uint("CROSSBUF_BENCH_REPS", 9);
-	unsigned frames = env_uint("CROSSBUF_BENCH_FRAMES", 120);
-	unsigned only = env_uint("CROSSBUF_BENCH_HEIGHT", 0); /* 720 or 1080: that size alone */
+	unsigned reps = bench_env_uint("CROSSBUF_BENCH_REPS", 9, 100000);
+	unsigned frames = bench_env_uint("CROSSBUF_BENCH_FRAMES", 120, 100000);
+	/* 720 or 1080: that size alone. */
+	unsigned only = bench_env_uint("CROSSBUF_BENCH_HEIGHT", 0, 100000);
 	g_autofree char *dir = g_dir_make_tmp("crossbuf-bench-decode-XXXXXX", NULL);
 
 	if (!dir) {

@@ -13,7 +13,12 @@
  *   (c) through the device into NV12 object buffers (chroma interleaved: a counted copy),
  * in the same run, repetitions interleaved with the order rotated, median frames per second
  * by the CPU time of the whole process (the device decodes on its worker thread), with the
- * wall clock beside it, and the bytes the device counted as copied.
+ * wall clock beside it, and the bytes the device counted as copied. The device is fed as a
+ * V4L2 client with poll() feeds a decoder: 16 OUTPUT buffers of 64 KiB (bare libavcodec gets
+ * the same 64 KiB pieces) and MIN_BUFFERS_FOR_CAPTURE + 8 CAPTURE buffers, all queued again
+ * as soon as they are dequeued, everything ready dequeued per wake-up. Per frame it prints
+ * the CPU time of the calling thread (the client) and of the others (the worker), and how
+ * often each slept or was preempted, so a run says where its time went.
  *
  * bench-media-request (linked with the tests' fake codec): the cost of one OUTPUT + CAPTURE
  * QBUF -> DQBUF round trip through the device with (almost) no decoding, against baselines
@@ -22,10 +27,13 @@
  * frame needs) and the fake codec called directly.
  *
  * CROSSBUF_BENCH_REPS (default 9), CROSSBUF_BENCH_FRAMES (default 120),
- * CROSSBUF_BENCH_HEIGHT (720 or 1080: that size alone) and CROSSBUF_BENCH_ITERS (round
- * trips per timed batch, default 2000) change the run. bench-media exits 77 (skipped) when
- * ffmpeg or its libx264 encoder is missing.
+ * CROSSBUF_BENCH_HEIGHT (720 or 1080: that size alone), CROSSBUF_BENCH_OUTPUT_BUFFERS
+ * (default 16, at most 32), CROSSBUF_BENCH_CAPTURE_EXTRA (CAPTURE buffers beyond the
+ * minimum, default 8) and CROSSBUF_BENCH_ITERS (round trips per timed batch, default 2000)
+ * change the run. bench-media exits 77 (skipped) when ffmpeg or its libx264 encoder is
+ * missing.
  */
+#include "bench-util.h"
 #include "codec.h"
 #include "crossbuf/crossbuf.h"
 #include "decoder.h"
@@ -51,12 +59,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SHM_SIZE  (64u << 20)
 #define MAX_MAPS  64
-#define MAX_CAP   24
+#define MAX_OUT   32 /* DECODER_MAX_BUFFERS, the most a queue holds */
+#define MAX_CAP   32
 #define SKIP_EXIT 77
 
 static void _printf_(1, 2) die(const char *fmt, ...);
@@ -81,58 +91,42 @@ die(const char *fmt, ...)
 			die("%s:%d: %s: %s", __FILE__, __LINE__, #expr, strerror(-r_));            \
 	} while (0)
 
-static double
-clock_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-double_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Sorts v; its median. */
-static double
-median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), double_cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static unsigned
-env_uint(const char *name, unsigned def)
-{
-	const char *v = getenv(name);
-	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
-
-	return n > 0 && n < 1000000 ? (unsigned)n : def;
-}
-
-/* A run's process CPU time, wall time and CPU time of the calling thread, in seconds. */
+/*
+ * A run's process CPU time, wall time and CPU time of the calling thread, in seconds, and its
+ * context switches: how often the calling thread waited (voluntary switches), how often the
+ * other threads (the device's workers) did, and how often any was preempted (involuntary).
+ */
 struct span {
 	double cpu, wall, thread;
+	long caller_waits, worker_waits, preempted;
 };
 
 static struct span
 span_start(void)
 {
-	return (struct span){clock_s(CLOCK_PROCESS_CPUTIME_ID), clock_s(CLOCK_MONOTONIC),
-			     clock_s(CLOCK_THREAD_CPUTIME_ID)};
+	struct rusage self, thread;
+
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_THREAD, &thread);
+	return (struct span){.cpu = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID),
+			     .wall = bench_clock_s(CLOCK_MONOTONIC),
+			     .thread = bench_clock_s(CLOCK_THREAD_CPUTIME_ID),
+			     .caller_waits = thread.ru_nvcsw,
+			     .worker_waits = self.ru_nvcsw - thread.ru_nvcsw,
+			     .preempted = self.ru_nivcsw};
 }
 
 static struct span
 span_end(struct span t0)
 {
-	return (struct span){clock_s(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu,
-			     clock_s(CLOCK_MONOTONIC) - t0.wall,
-			     clock_s(CLOCK_THREAD_CPUTIME_ID) - t0.thread};
+	struct span t1 = span_start();
+
+	return (struct span){.cpu = t1.cpu - t0.cpu,
+			     .wall = t1.wall - t0.wall,
+			     .thread = t1.thread - t0.thread,
+			     .caller_waits = t1.caller_waits - t0.caller_waits,
+			     .worker_waits = t1.worker_waits - t0.worker_waits,
+			     .preempted = t1.preempted - t0.preempted};
 }
 
 /* --- The device in process ------------------------------------------------------------- */
@@ -273,10 +267,10 @@ struct dsess {
 	struct vmdrv_session *s;
 	unsigned n_out;
 	uint32_t out_size;
-	uint8_t *out_ptr[8];
-	uint64_t out_addr[8];
-	bool out_free[8];
-	unsigned n_cap;
+	uint8_t *out_ptr[MAX_OUT];
+	uint64_t out_addr[MAX_OUT];
+	bool out_free[MAX_OUT];
+	unsigned n_cap, cap_extra;
 	struct v4l2_pix_format_mplane fmt;
 	int cap_fd[MAX_CAP];
 	uint8_t *cap_map[MAX_CAP];
@@ -490,20 +484,49 @@ run_bare(AVCodecContext *ctx, const uint8_t *data, size_t len, size_t chunk, uns
 
 /* --- (b), (c) through the device into object buffers ------------------------------------- */
 
+/* Fills every free OUTPUT buffer with the next out_size bytes of the stream and queues it. */
+static void
+feed_output(struct dsess *d, const uint8_t *data, size_t len, size_t *off, unsigned *seq)
+{
+	for (unsigned i = 0; i < d->n_out && *off < len; i++) {
+		struct v4l2_plane op[1] = {{0}};
+		struct v4l2_buffer ob = {.index = i,
+					 .type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+					 .memory = V4L2_MEMORY_MMAP,
+					 .length = 1,
+					 .m.planes = op};
+		size_t n = MIN((size_t)d->out_size, len - *off);
+
+		if (!d->out_free[i])
+			continue;
+		memcpy(d->out_ptr[i], data + *off, n);
+		op[0].bytesused = (uint32_t)n;
+		ob.timestamp.tv_usec = (suseconds_t)(*seq)++;
+		CHECK(vmdrv_ioctl(d->s, VIDIOC_QBUF, &ob));
+		d->out_free[i] = false;
+		*off += n;
+	}
+}
+
 /*
  * The stream, in OUTPUT buffers of out_size bytes, then DECODER_CMD(STOP) and every frame
- * until the LAST buffer; CAPTURE buffers go back to the device as soon as they are dequeued
- * (a client that displays them would hold some). The first run handles the source change;
- * later runs restart the drained decoder with DECODER_CMD(START), as a client looping over a
- * file does, and the CAPTURE buffers stay set up.
+ * until the LAST buffer. The client keeps the device fed the way a V4L2 client with poll()
+ * does: all its OUTPUT buffers (n_out of them, well ahead of the decoder) and all its CAPTURE
+ * buffers are queued; each wake-up from vmdrv_poll() dequeues everything that is ready and
+ * queues it again at once (a client that displays the pictures would hold some). The first
+ * run handles the source change; later runs restart the drained decoder with
+ * DECODER_CMD(START), as a client looping over a file does, and the CAPTURE buffers stay set
+ * up. *ret_starved counts the wake-ups that found no OUTPUT buffer queued while the stream
+ * had bytes left: the times the worker could have waited for input.
  */
 static struct span
-run_device(struct host *h, struct dsess *d, const uint8_t *data, size_t len, unsigned *ret_frames)
+run_device(struct host *h, struct dsess *d, const uint8_t *data, size_t len, unsigned *ret_frames,
+	   unsigned *ret_starved)
 {
 	struct v4l2_decoder_cmd start = {.cmd = V4L2_DEC_CMD_START},
 				stop = {.cmd = V4L2_DEC_CMD_STOP};
 	size_t off = 0;
-	unsigned frames = 0, seq = 0;
+	unsigned frames = 0, seq = 0, starved = 0;
 	bool draining = false, last = false;
 	struct span t0;
 	int r;
@@ -515,30 +538,14 @@ run_device(struct host *h, struct dsess *d, const uint8_t *data, size_t len, uns
 	}
 	vmdrv_set_timeout(d->s, 0); /* DQBUF and DQEVENT never wait: vmdrv_poll() does */
 	t0 = span_start();
+	feed_output(d, data, len, &off, &seq);
 	while (!last) {
 		struct v4l2_plane p[1];
 		struct v4l2_buffer b;
 		struct v4l2_event ev;
+		unsigned queued = 0;
 		int ready;
 
-		for (unsigned i = 0; i < d->n_out && off < len; i++) {
-			struct v4l2_plane op[1] = {{0}};
-			struct v4l2_buffer ob = {.index = i,
-						 .type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-						 .memory = V4L2_MEMORY_MMAP,
-						 .length = 1,
-						 .m.planes = op};
-			size_t n = MIN((size_t)d->out_size, len - off);
-
-			if (!d->out_free[i])
-				continue;
-			memcpy(d->out_ptr[i], data + off, n);
-			op[0].bytesused = (uint32_t)n;
-			ob.timestamp.tv_usec = (suseconds_t)seq++;
-			CHECK(vmdrv_ioctl(d->s, VIDIOC_QBUF, &ob));
-			d->out_free[i] = false;
-			off += n;
-		}
 		if (off == len && !draining) {
 			CHECK(vmdrv_ioctl(d->s, VIDIOC_DECODER_CMD, &stop));
 			draining = true;
@@ -546,22 +553,30 @@ run_device(struct host *h, struct dsess *d, const uint8_t *data, size_t len, uns
 		ready = vmdrv_poll(d->s, 10000);
 		if (ready == 0 || (ready & VMDRV_POLL_ERROR))
 			die("the device stalled or failed (poll %d)", ready);
-		b = (struct v4l2_buffer){
-			.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .length = 1, .m.planes = p};
-		while (vmdrv_ioctl(d->s, VIDIOC_DQBUF, &b) == 0) {
-			d->out_free[b.index] = true;
-			b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-						 .length = 1,
-						 .m.planes = p};
+		if (ready & VMDRV_POLL_OUTPUT) {
+			for (;;) {
+				b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+							 .length = 1,
+							 .m.planes = p};
+				if (vmdrv_ioctl(d->s, VIDIOC_DQBUF, &b) < 0)
+					break;
+				d->out_free[b.index] = true;
+			}
+			for (unsigned i = 0; i < d->n_out; i++)
+				queued += !d->out_free[i];
+			starved += queued == 0 && off < len;
+			feed_output(d, data, len, &off, &seq);
 		}
-		while (vmdrv_ioctl(d->s, VIDIOC_DQEVENT, &ev) == 0) {
-			if (ev.type == V4L2_EVENT_SOURCE_CHANGE) {
+		if (ready & VMDRV_POLL_EVENT) {
+			while (vmdrv_ioctl(d->s, VIDIOC_DQEVENT, &ev) == 0) {
+				if (ev.type != V4L2_EVENT_SOURCE_CHANGE)
+					continue;
 				if (d->streaming)
 					die("unexpected source change");
-				dsess_capture_setup(h, d, 2);
+				dsess_capture_setup(h, d, d->cap_extra);
 			}
 		}
-		while (d->streaming && !last) {
+		while ((ready & VMDRV_POLL_CAPTURE) && d->streaming && !last) {
 			b = (struct v4l2_buffer){.type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
 						 .length = 1,
 						 .m.planes = p};
@@ -573,48 +588,44 @@ run_device(struct host *h, struct dsess *d, const uint8_t *data, size_t len, uns
 			dsess_cap_queue(d, b.index);
 		}
 	}
+	/* Every OUTPUT buffer came back before the LAST CAPTURE buffer: take the stragglers. */
+	for (;;) {
+		struct v4l2_plane p[1];
+		struct v4l2_buffer b = {
+			.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE, .length = 1, .m.planes = p};
+
+		if (vmdrv_ioctl(d->s, VIDIOC_DQBUF, &b) < 0)
+			break;
+		d->out_free[b.index] = true;
+	}
 	t0 = span_end(t0);
+	for (unsigned i = 0; i < d->n_out; i++) {
+		if (!d->out_free[i])
+			die("OUTPUT buffer %u still queued after the LAST buffer", i);
+	}
 	*ret_frames = frames;
+	*ret_starved = starved;
 	return t0;
 }
 
 /* --- Streams and the run ------------------------------------------------------------------ */
 
-static char *
-make_stream(const char *dir, unsigned width, unsigned height, unsigned frames)
-{
-	char *path = g_strdup_printf("%s/testsrc2-%ux%u.h264", dir, width, height);
-	g_autofree char *src = g_strdup_printf("testsrc2=size=%ux%u:rate=30", width, height);
-	g_autofree char *nframes = g_strdup_printf("%u", frames);
-	const char *argv[] = {"ffmpeg",  "-hide_banner", "-loglevel", "error", "-y",
-			      "-f",      "lavfi",        "-i",        src,     "-frames:v",
-			      nframes,   "-pix_fmt",     "yuv420p",   "-c:v",  "libx264",
-			      "-preset", "fast",         path,        NULL};
-	gint status = -1;
-
-	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-			  &status, NULL) ||
-	    !g_spawn_check_wait_status(status, NULL)) {
-		g_free(path);
-		return NULL;
-	}
-	return path;
-}
-
 #define CHUNK (64 * 1024) /* bytes per OUTPUT buffer, as bench-decode.c feeds codec.h */
-#define N_OUT 4
 
 struct variant {
 	const char *name;
-	double *cpu, *wall; /* fps per repetition */
-	unsigned frames;
+	double *cpu, *wall;                              /* fps per repetition */
+	double *caller_waits, *worker_waits, *preempted; /* per frame, per repetition */
+	double *caller_us, *worker_us; /* CPU microseconds per frame, per repetition */
+	unsigned frames, starved;
 	struct dsess d; /* (b), (c) */
 };
 
 static void
-bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, unsigned reps)
+bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, unsigned reps,
+	   unsigned n_out, unsigned cap_extra)
 {
-	g_autofree char *path = make_stream(dir, width, height, nframes);
+	g_autofree char *path = bench_make_stream(dir, width, height, nframes);
 	g_autofree char *data = NULL;
 	gsize len;
 	struct variant v[3] = {{.name = "(a) bare libavcodec"},
@@ -624,7 +635,9 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	AVCodecContext *bare = bare_open();
 	struct host h;
 	const uint8_t *bytes;
-	double med[3], best[3], wmed[3];
+	double med[3], best[3], wmed[3], waits[3][3], us[3][2];
+	g_autofree double *pair = g_new(double, reps);
+	unsigned n_cap;
 
 	if (!path) {
 		fprintf(stderr, "bench-media: ffmpeg with libx264 is needed, skipping\n");
@@ -636,13 +649,23 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	bytes = (const uint8_t *)data;
 
 	host_init(&h);
-	dsess_open(&h, &v[1].d, V4L2_PIX_FMT_H264, V4L2_PIX_FMT_YUV420, N_OUT, CHUNK);
-	dsess_open(&h, &v[2].d, V4L2_PIX_FMT_H264, V4L2_PIX_FMT_NV12, N_OUT, CHUNK);
-	if (v[1].d.out_size != CHUNK || v[2].d.out_size != CHUNK)
-		die("OUTPUT buffers of %u bytes, wanted %u", v[1].d.out_size, CHUNK);
+	for (unsigned k = 1; k < 3; k++) {
+		dsess_open(&h, &v[k].d, V4L2_PIX_FMT_H264,
+			   k == 1 ? V4L2_PIX_FMT_YUV420 : V4L2_PIX_FMT_NV12, n_out, CHUNK);
+		if (v[k].d.out_size != CHUNK)
+			die("OUTPUT buffers of %u bytes, wanted %u", v[k].d.out_size, CHUNK);
+		if (v[k].d.n_out != n_out)
+			die("%u OUTPUT buffers, wanted %u", v[k].d.n_out, n_out);
+		v[k].d.cap_extra = cap_extra;
+	}
 	for (unsigned k = 0; k < 3; k++) {
 		v[k].cpu = g_new(double, reps);
 		v[k].wall = g_new(double, reps);
+		v[k].caller_waits = g_new(double, reps);
+		v[k].worker_waits = g_new(double, reps);
+		v[k].preempted = g_new(double, reps);
+		v[k].caller_us = g_new(double, reps);
+		v[k].worker_us = g_new(double, reps);
 	}
 
 	/*
@@ -653,21 +676,29 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	for (int i = -1; i < (int)reps; i++) {
 		for (unsigned k0 = 0; k0 < 3; k0++) {
 			unsigned k = (unsigned)(i + 3 + (int)k0) % 3;
+			unsigned starved = 0;
 			struct span t;
 
 			if (k == 0)
 				t = run_bare(bare, bytes, len, CHUNK, &v[k].frames);
 			else
-				t = run_device(&h, &v[k].d, bytes, len, &v[k].frames);
+				t = run_device(&h, &v[k].d, bytes, len, &v[k].frames, &starved);
 			if (v[k].frames != nframes)
 				die("%s: %u frames decoded, expected %u", v[k].name, v[k].frames,
 				    nframes);
 			if (i >= 0) {
 				v[k].cpu[i] = v[k].frames / t.cpu;
 				v[k].wall[i] = v[k].frames / t.wall;
+				v[k].caller_waits[i] = (double)t.caller_waits / v[k].frames;
+				v[k].worker_waits[i] = (double)t.worker_waits / v[k].frames;
+				v[k].preempted[i] = (double)t.preempted / v[k].frames;
+				v[k].caller_us[i] = t.thread * 1e6 / v[k].frames;
+				v[k].worker_us[i] = (t.cpu - t.thread) * 1e6 / v[k].frames;
+				v[k].starved += starved;
 			}
 		}
 	}
+	n_cap = v[1].d.n_cap;
 	for (unsigned k = 1; k < 3; k++) {
 		dsess_stats(&h, &v[k].d, &st[k]);
 		dsess_close(&h, &v[k].d);
@@ -675,14 +706,31 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	host_fini(&h);
 	avcodec_free_context(&bare);
 
-	for (unsigned k = 0; k < 3; k++) {
-		med[k] = median(v[k].cpu, reps);
-		best[k] = v[k].cpu[reps - 1]; /* sorted by median() */
-		wmed[k] = median(v[k].wall, reps);
-	}
 	printf("h264 %ux%u, %u frames (%zu bytes), %u repetitions interleaved (order rotated),\n"
-	       "%u-byte OUTPUT buffers, CAPTURE: object buffers (memfds in an embedded registry)\n",
-	       width, height, nframes, (size_t)len, reps, CHUNK);
+	       "%u OUTPUT buffers of %u bytes, CAPTURE: %u object buffers (memfds in an embedded\n"
+	       "registry), all kept queued\n",
+	       width, height, nframes, (size_t)len, reps, n_out, CHUNK, n_cap);
+	/*
+	 * Each repetition's pair, in run order, before the medians sort the columns: (a) and (b)
+	 * ran back to back, so a pair shares the load of its moment, and their median is less
+	 * swayed by other jobs than the ratio of the medians.
+	 */
+	printf("  (b)/(a) by CPU, each repetition:");
+	for (unsigned i = 0; i < reps; i++) {
+		pair[i] = v[1].cpu[i] / v[0].cpu[i];
+		printf(" %.3f", pair[i]);
+	}
+	printf("  (median %.3f)\n", bench_median(pair, reps));
+	for (unsigned k = 0; k < 3; k++) {
+		med[k] = bench_median(v[k].cpu, reps);
+		best[k] = v[k].cpu[reps - 1]; /* sorted by bench_median() */
+		wmed[k] = bench_median(v[k].wall, reps);
+		waits[k][0] = bench_median(v[k].caller_waits, reps);
+		waits[k][1] = bench_median(v[k].worker_waits, reps);
+		waits[k][2] = bench_median(v[k].preempted, reps);
+		us[k][0] = bench_median(v[k].caller_us, reps);
+		us[k][1] = bench_median(v[k].worker_us, reps);
+	}
 	printf("  frames per second              CPU median   CPU best  wall median  copied/frame\n");
 	for (unsigned k = 0; k < 3; k++) {
 		printf("  %-28s  %9.1f  %9.1f    %9.1f", v[k].name, med[k], best[k], wmed[k]);
@@ -705,26 +753,52 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 		       (unsigned long long)st[k].codec_bytes_copied,
 		       (unsigned long long)st[k].object_lookups,
 		       (unsigned long long)st[k].frames_error);
+	/*
+	 * Where the time goes: the calling thread (bare libavcodec decodes there; for the device
+	 * it is the client) and the other threads (the device's worker), and how often each
+	 * slept: a worker that waits for input or for a CAPTURE buffer shows here.
+	 */
+	printf("  per frame (medians)            caller CPU us  worker CPU us  caller waits"
+	       "  worker waits  preempted\n");
+	for (unsigned k = 0; k < 3; k++)
+		printf("  %-28s  %13.1f  %13.1f  %12.2f  %12.2f  %9.2f\n", v[k].name, us[k][0],
+		       us[k][1], waits[k][0], waits[k][1], waits[k][2]);
+	printf("  wake-ups that found no OUTPUT buffer queued with input left: (b) %u, (c) %u\n",
+	       v[1].starved, v[2].starved);
 	for (unsigned k = 0; k < 3; k++) {
 		g_free(v[k].cpu);
 		g_free(v[k].wall);
+		g_free(v[k].caller_waits);
+		g_free(v[k].worker_waits);
+		g_free(v[k].preempted);
+		g_free(v[k].caller_us);
+		g_free(v[k].worker_us);
 	}
 }
 
 int
 main(void)
 {
-	unsigned reps = env_uint("CROSSBUF_BENCH_REPS", 9);
-	unsigned frames = env_uint("CROSSBUF_BENCH_FRAMES", 120);
-	unsigned only = env_uint("CROSSBUF_BENCH_HEIGHT", 0); /* 720 or 1080: that size alone */
+	unsigned reps = bench_env_uint("CROSSBUF_BENCH_REPS", 9, 1000000);
+	unsigned frames = bench_env_uint("CROSSBUF_BENCH_FRAMES", 120, 1000000);
+	/* 720 or 1080: that size alone. */
+	unsigned only = bench_env_uint("CROSSBUF_BENCH_HEIGHT", 0, 1000000);
 	g_autofree char *dir = g_dir_make_tmp("crossbuf-bench-media-XXXXXX", NULL);
+	/*
+	 * The client's buffers: OUTPUT buffers ahead of the decoder (16 x 64 KiB: 1 MiB, 40
+	 * frames of the 1080p stream, 80 of the 720p one), and CAPTURE buffers beyond the
+	 * decoder's MIN_BUFFERS_FOR_CAPTURE (the frames it holds as references), so that it
+	 * always finds a free one while the client is still being woken.
+	 */
+	unsigned n_out = bench_env_uint("CROSSBUF_BENCH_OUTPUT_BUFFERS", 16, MAX_OUT + 1);
+	unsigned cap_extra = bench_env_uint("CROSSBUF_BENCH_CAPTURE_EXTRA", 8, MAX_CAP);
 
 	if (!dir)
 		die("no temporary folder");
 	if (only != 720)
-		bench_size(dir, 1920, 1080, frames, reps);
+		bench_size(dir, 1920, 1080, frames, reps, n_out, cap_extra);
 	if (only != 1080)
-		bench_size(dir, 1280, 720, frames, reps);
+		bench_size(dir, 1280, 720, frames, reps, n_out, cap_extra);
 	g_rmdir(dir);
 	return 0;
 }
@@ -906,8 +980,8 @@ run_direct(struct codec *codec, const uint8_t *record, unsigned iters)
 int
 main(void)
 {
-	unsigned reps = env_uint("CROSSBUF_BENCH_REPS", 9);
-	unsigned iters = env_uint("CROSSBUF_BENCH_ITERS", 2000);
+	unsigned reps = bench_env_uint("CROSSBUF_BENCH_REPS", 9, 1000000);
+	unsigned iters = bench_env_uint("CROSSBUF_BENCH_ITERS", 2000, 1000000);
 	const char *names[4] = {"OUTPUT+CAPTURE QBUF->DQBUF round trip", "no-op ioctl (G_CTRL)",
 				"thread hand-off (condvar ping-pong)",
 				"fake codec called directly"};
@@ -996,9 +1070,9 @@ main(void)
 	pthread_join(pp.thread, NULL);
 
 	for (unsigned k = 0; k < 4; k++) {
-		wmed[k] = median(wall[k], reps);
-		cmed[k] = median(cpu[k], reps);
-		omed[k] = median(own[k], reps);
+		wmed[k] = bench_median(wall[k], reps);
+		cmed[k] = bench_median(cpu[k], reps);
+		omed[k] = bench_median(own[k], reps);
 	}
 	printf("per request, fake codec (%ux%u NV12 frames, CAPTURE object buffers), %u x %u\n"
 	       "operations, repetitions interleaved (order rotated)\n",

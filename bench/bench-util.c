@@ -27,6 +27,15 @@ bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+double
+bench_clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -67,6 +76,43 @@ bench_median(double *v, size_t n)
 		return 0;
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+unsigned
+bench_env_uint(const char *name, unsigned def, unsigned max)
+{
+	const char *v = getenv(name);
+	char *end = NULL;
+	unsigned long n;
+
+	if (v == NULL || v[0] == '\0')
+		return def;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n == 0 || n >= max)
+		return def;
+	return (unsigned)n;
+}
+
+char *
+bench_make_stream(const char *dir, unsigned width, unsigned height, unsigned frames)
+{
+	char *path = g_strdup_printf("%s/testsrc2-%ux%u.h264", dir, width, height);
+	g_autofree char *src = g_strdup_printf("testsrc2=size=%ux%u:rate=30", width, height);
+	g_autofree char *nframes = g_strdup_printf("%u", frames);
+	const char *argv[] = {"ffmpeg",  "-hide_banner", "-loglevel", "error", "-y",
+			      "-f",      "lavfi",        "-i",        src,     "-frames:v",
+			      nframes,   "-pix_fmt",     "yuv420p",   "-c:v",  "libx264",
+			      "-preset", "fast",         path,        NULL};
+	gint status = -1;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+			  &status, NULL) ||
+	    !g_spawn_check_wait_status(status, NULL)) {
+		g_free(path);
+		return NULL;
+	}
+	return path;
 }
 
 int

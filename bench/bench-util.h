@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the registry benchmarks: clocks and percentiles, sealed memfds with a
- * small NV12 layout, the fd limit, and a private crossbufd started the way the broker tests
- * start theirs (tests/registry/broker-fixture.c).
+ * Helpers shared by the benchmarks: clocks, medians and percentiles, numbers from the
+ * environment, the H.264 test streams of the decoding benchmarks, sealed memfds with a small
+ * NV12 layout, the fd limit, and a private crossbufd started the way the broker tests start
+ * theirs (tests/registry/broker-fixture.c).
  */
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* The NV12 frame every benchmark exports: small, so that copying it is never the cost. */
 #define BENCH_WIDTH  64
@@ -17,11 +19,23 @@
 #define BENCH_SIZE   (BENCH_WIDTH * BENCH_HEIGHT * 3 / 2)
 
 uint64_t bench_now_ns(void);
+/* The clock id's time in seconds. */
+double bench_clock_s(clockid_t id);
 
 /* Sorts v in place; the nearest-rank percentile p (0..100) of its n values. */
 uint64_t bench_percentile_u64(uint64_t *v, size_t n, double p);
 /* Sorts v in place; the median of its n values. */
 double bench_median(double *v, size_t n);
+
+/* $name as a number in 1..max-1, else def (unset, empty, 0, too large or not a number). */
+unsigned bench_env_uint(const char *name, unsigned def, unsigned max);
+
+/*
+ * An H.264 stream of frames frames of ffmpeg's testsrc2 at width x height, 30 fps, yuv420p,
+ * libx264 -preset fast, written to dir/testsrc2-WxH.h264 by ffmpeg: its path (g_free() it),
+ * or NULL when ffmpeg or its libx264 encoder is missing or failed.
+ */
+char *bench_make_stream(const char *dir, unsigned width, unsigned height, unsigned frames);
 
 /* A memfd of BENCH_SIZE bytes sealed against shrinking and growing: new fd, or -errno. */
 int bench_memfd(void);
