@@ -14,6 +14,7 @@
 #include "decoder.h"
 
 #include "codec.h"
+#include "crossbuf-media-controls.h"
 #include "crossbuf/crossbuf.h"
 #include "macro.h"
 
@@ -141,6 +142,7 @@ struct decoder {
 
 	struct picture_slot pictures[MAX_PICTURES];
 	struct decoder_stats stats;
+	struct codec_stats codecs_before; /* the counters of the codecs before dec->codec */
 };
 
 /* --- Formats ------------------------------------------------------------------------------ */
@@ -1026,6 +1028,25 @@ cb_put_picture(void *userdata, int handle)
 	pthread_mutex_unlock(&dec->lock);
 }
 
+/*
+ * Copies the codec's counters, added to those of the session's earlier codecs, into the
+ * decoder's. Worker thread (the codec's callbacks run on it), lock held.
+ */
+static void
+take_codec_stats(struct decoder *dec)
+{
+	const struct codec_stats *b = &dec->codecs_before;
+	struct codec_stats cs;
+
+	if (dec->codec == NULL)
+		return;
+	codec_get_stats(dec->codec, &cs);
+	dec->stats.codec_frames_decoded = b->frames_decoded + cs.frames_decoded;
+	dec->stats.codec_frames_copied = b->frames_copied + cs.frames_copied;
+	dec->stats.codec_bytes_copied = b->bytes_copied + cs.bytes_copied;
+	dec->stats.codec_frames_corrupt = b->frames_corrupt + cs.frames_corrupt;
+}
+
 static void
 copy_out_shared_pages(struct decoder *dec, struct dec_buffer *b, struct picture_slot *s)
 {
@@ -1065,6 +1086,7 @@ cb_frame_done(void *userdata, int handle, uint64_t timestamp, uint32_t bytesused
 		 * client sees the loss. Not while the stream is being stopped.
 		 */
 		pthread_mutex_lock(&dec->lock);
+		take_codec_stats(dec); /* the codec counted the frame before reporting it */
 		b = dec->cancel || dec->quit ? NULL : pick_capture(dec);
 		if (b) {
 			ns_to_timeval(timestamp, &b->vb.timestamp);
@@ -1077,6 +1099,8 @@ cb_frame_done(void *userdata, int handle, uint64_t timestamp, uint32_t bytesused
 	if (handle >= MAX_PICTURES)
 		return;
 	pthread_mutex_lock(&dec->lock);
+	/* The codec counted the frame before reporting it: its buffer's client sees it counted. */
+	take_codec_stats(dec);
 	s = &dec->pictures[handle];
 	b = s->used ? slot_buffer(dec, s) : NULL;
 	if (s->used)
@@ -1114,6 +1138,16 @@ worker_ensure_codec(struct decoder *dec)
 
 	if (dec->codec && dec->codec_coded == coded && dec->codec_base == base)
 		return 0;
+	if (dec->codec) {
+		/* The session's counters go on from the old codec's. */
+		take_codec_stats(dec);
+		dec->codecs_before = (struct codec_stats){
+			.frames_decoded = dec->stats.codec_frames_decoded,
+			.frames_copied = dec->stats.codec_frames_copied,
+			.bytes_copied = dec->stats.codec_bytes_copied,
+			.frames_corrupt = dec->stats.codec_frames_corrupt,
+		};
+	}
 	old = dec->codec;
 	dec->codec = NULL;
 	dec->codec_coded = coded;
@@ -1128,21 +1162,6 @@ worker_ensure_codec(struct decoder *dec)
 	dec->codec = c;
 	dec->codec_created = true;
 	return 0;
-}
-
-/* Copies the codec's counters into the decoder's (worker, lock held, codec idle). */
-static void
-worker_take_codec_stats(struct decoder *dec)
-{
-	struct codec_stats cs;
-
-	if (dec->codec == NULL)
-		return;
-	codec_get_stats(dec->codec, &cs);
-	dec->stats.codec_frames_decoded = cs.frames_decoded;
-	dec->stats.codec_frames_copied = cs.frames_copied;
-	dec->stats.codec_bytes_copied = cs.bytes_copied;
-	dec->stats.codec_frames_corrupt = cs.frames_corrupt;
 }
 
 static void
@@ -1187,7 +1206,7 @@ worker_decode_one(struct decoder *dec, struct dec_buffer *b)
 	free(copy);
 	pthread_mutex_lock(&dec->lock);
 	map_unref(m);
-	worker_take_codec_stats(dec);
+	take_codec_stats(dec);
 
 	b = index < dec->out.count ? dec->out.bufs[index] : NULL;
 	if (b && b->id == id && b->gen == gen && b->state == BUF_ACTIVE)
@@ -1211,6 +1230,7 @@ worker_main(void *data)
 			if (c)
 				codec_flush(c);
 			pthread_mutex_lock(&dec->lock);
+			take_codec_stats(dec);
 			dec->flush_done = req;
 			dec->cancel = false;
 			pthread_cond_broadcast(&dec->cond);
@@ -1233,7 +1253,7 @@ worker_main(void *data)
 			if (c)
 				r = codec_drain(c);
 			pthread_mutex_lock(&dec->lock);
-			worker_take_codec_stats(dec);
+			take_codec_stats(dec);
 			if (r < 0) {
 				session_error(dec, r);
 				continue;
@@ -1311,6 +1331,8 @@ decoder_new(const struct decoder_env *env, uint32_t session_id, struct decoder *
 void
 decoder_shutdown(struct decoder *dec)
 {
+	struct codec *codec;
+
 	pthread_mutex_lock(&dec->lock);
 	if (dec->shut_down) {
 		pthread_mutex_unlock(&dec->lock);
@@ -1323,9 +1345,12 @@ decoder_shutdown(struct decoder *dec)
 	pthread_mutex_unlock(&dec->lock);
 	pthread_join(dec->worker, NULL);
 	/* The worker is gone: the codec puts its pictures back from this thread. */
-	if (dec->codec)
-		codec_free(dec->codec);
+	pthread_mutex_lock(&dec->lock);
+	take_codec_stats(dec);
+	codec = dec->codec;
 	dec->codec = NULL;
+	pthread_mutex_unlock(&dec->lock);
+	codec_free(codec);
 	pthread_mutex_lock(&dec->lock);
 	for (int i = 0; i < MAX_PICTURES; i++) {
 		for (unsigned p = 0; dec->pictures[i].used && p < VIDEO_MAX_PLANES; p++)
@@ -1561,9 +1586,50 @@ ctrl_min_buffers(struct decoder *dec)
 	return min_buffers(dec);
 }
 
+/* A counter as a control's value (INTEGER64 is signed). */
+static int64_t
+counter_value(uint64_t a, uint64_t b)
+{
+	uint64_t sum = a + b < a ? UINT64_MAX : a + b;
+
+	return (int64_t)MIN(sum, (uint64_t)INT64_MAX);
+}
+
+static int64_t
+ctrl_frames_decoded(struct decoder *dec)
+{
+	return counter_value(dec->stats.codec_frames_decoded, 0);
+}
+
+static int64_t
+ctrl_frames_copied(struct decoder *dec)
+{
+	return counter_value(dec->stats.codec_frames_copied, 0);
+}
+
+/* The codec's copies and the SHARED_PAGES bounce copies (crossbuf-media-controls.h). */
+static int64_t
+ctrl_bytes_copied(struct decoder *dec)
+{
+	return counter_value(dec->stats.codec_bytes_copied, dec->stats.bytes_bounced);
+}
+
+static int64_t
+ctrl_object_lookups(struct decoder *dec)
+{
+	return counter_value(dec->stats.object_lookups, 0);
+}
+
+static int64_t
+ctrl_frames_error(struct decoder *dec)
+{
+	return counter_value(dec->stats.frames_error, 0);
+}
+
 /*
  * The decoder's controls, in id order: QUERYCTRL's V4L2_CTRL_FLAG_NEXT_CTRL walks the
- * table. Every control is read-only and volatile; get() runs with dec->lock held.
+ * table. Every control is read-only and volatile; get() runs with dec->lock held, so the
+ * controls of one G_EXT_CTRLS are read at one instant while the worker decodes.
  */
 struct ctrl_desc {
 	uint32_t id;
@@ -1586,6 +1652,18 @@ static const struct ctrl_desc ctrls[] = {
 		.default_is_current = true,
 		.get = ctrl_min_buffers,
 	},
+#define COUNTER(cid, label, getter)                                                                \
+	{                                                                                          \
+		.id = cid, .type = V4L2_CTRL_TYPE_INTEGER64, .name = label, .minimum = 0,          \
+		.maximum = INT64_MAX, .flags = V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_VOLATILE, \
+		.get = getter,                                                                     \
+	}
+	COUNTER(CROSSBUF_CID_FRAMES_DECODED, "Frames Decoded", ctrl_frames_decoded),
+	COUNTER(CROSSBUF_CID_FRAMES_COPIED, "Frames Copied", ctrl_frames_copied),
+	COUNTER(CROSSBUF_CID_BYTES_COPIED, "Bytes Copied", ctrl_bytes_copied),
+	COUNTER(CROSSBUF_CID_OBJECT_LOOKUPS, "Registry Lookups", ctrl_object_lookups),
+	COUNTER(CROSSBUF_CID_FRAMES_ERROR, "Frames with Errors", ctrl_frames_error),
+#undef COUNTER
 };
 
 static const struct ctrl_desc *

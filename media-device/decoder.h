@@ -66,13 +66,19 @@ void decoder_object_removed(struct decoder *dec, const uint8_t uuid[16]);
 /* Whether a fatal error (an ERROR event) ended the session. */
 bool decoder_is_dead(struct decoder *dec);
 
-/* Counters, for tests and benchmarks. */
+/*
+ * Counters, for tests and benchmarks; the guest reads them as the controls of
+ * crossbuf-media-controls.h. They never decrease during a session.
+ */
 struct decoder_stats {
 	uint64_t frames_done;
 	uint64_t frames_error;
 	uint64_t object_lookups; /* registry lookups: cached resolutions do not count */
 	uint64_t bytes_bounced;  /* SHARED_PAGES CAPTURE copies */
-	/* The codec's own counters (codec_get_stats()), as of its last call. */
+	/*
+	 * The codec's own counters (codec_get_stats()), summed over the session's codecs,
+	 * as of the last frame the codec returned or the last call it finished.
+	 */
 	uint64_t codec_frames_decoded;
 	uint64_t codec_frames_copied; /* frames that could not be decoded in place */
 	uint64_t codec_bytes_copied;

@@ -8,6 +8,7 @@
  * Every frame's visible rectangle is hashed and compared with ffmpeg's framemd5.
  */
 #include "codec.h"
+#include "crossbuf-media-controls.h"
 #include "crossbuf/crossbuf.h"
 #include "decoder.h"
 #include "harness.h"
@@ -53,6 +54,7 @@ struct capture {
 	size_t map_len[MAX_CAP];
 	uint64_t addr[MAX_CAP][3];
 	uint8_t uuid[MAX_CAP][16];
+	unsigned uuids_queued; /* distinct (index, UUID) pairs queued: registry lookups */
 };
 
 /* --- Stream files ---------------------------------------------------------------------- */
@@ -269,6 +271,7 @@ capture_setup(struct harness *h, struct vmdrv_session *s, struct capture *c)
 			g_assert_cmpint(
 				crossbuf_client_export(h->exporter, c->fd[i], &info, c->uuid[i]),
 				==, 0);
+			c->uuids_queued++;
 		} else {
 			struct v4l2_plane p[3];
 			struct v4l2_buffer b = {.index = i,
@@ -371,7 +374,7 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 	struct capture c = {.object = object, .pixfmt = pixfmt, .protected_ = protected_};
 	bool out_free[N_OUT], draining = false, change_pending = false, done = false;
 	unsigned next_unit = 0, frames = 0, idle = 0;
-	uint64_t last_ts = 0;
+	uint64_t last_ts = 0, interleaved = 0;
 	int otype = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 
 	if (!codec_supports(coded)) {
@@ -496,6 +499,10 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 				last_ts = ts;
 				g_free(md5);
 				frames++;
+				/* libavcodec interleaves U and V up to the visible corner. */
+				interleaved +=
+					2 * (uint64_t)((c.visible.left + c.visible.width + 1) / 2) *
+					((c.visible.top + c.visible.height + 1) / 2);
 				if (protected_) {
 					/* Keep two rows of every frame to look for afterwards. */
 					const uint8_t *y = c.map[b.index][0];
@@ -567,6 +574,33 @@ decode_stream_full(const char *name, uint32_t coded, bool object, uint32_t pixfm
 		g_assert_cmpuint(stats.codec_frames_decoded, >=, st.n_md5);
 		if (expect_zero_copy)
 			g_assert_cmpuint(stats.codec_bytes_copied, ==, 0);
+	}
+	{
+		/* The same counters as the guest reads them: 64-bit controls through vmdrv. */
+		struct v4l2_ext_control ec[5] = {{.id = CROSSBUF_CID_FRAMES_DECODED},
+						 {.id = CROSSBUF_CID_FRAMES_COPIED},
+						 {.id = CROSSBUF_CID_BYTES_COPIED},
+						 {.id = CROSSBUF_CID_OBJECT_LOOKUPS},
+						 {.id = CROSSBUF_CID_FRAMES_ERROR}};
+		struct v4l2_ext_controls ecs = {.count = 5, .controls = ec};
+
+		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_G_EXT_CTRLS, &ecs), ==, 0);
+		g_test_message("%s: controls: %" G_GINT64_FORMAT " decoded, %" G_GINT64_FORMAT
+			       " copied, %" G_GINT64_FORMAT " bytes, %" G_GINT64_FORMAT
+			       " lookups, %" G_GINT64_FORMAT " errors",
+			       name, (gint64)ec[0].value64, (gint64)ec[1].value64,
+			       (gint64)ec[2].value64, (gint64)ec[3].value64, (gint64)ec[4].value64);
+		g_assert_cmpint(ec[0].value64, ==, frames);
+		if (expect_zero_copy) {
+			g_assert_cmpint(ec[1].value64, ==, 0);
+			g_assert_cmpint(ec[2].value64, ==, 0);
+		} else {
+			/* NV12: one chroma interleaving copy a frame, nothing else. */
+			g_assert_cmpint(ec[1].value64, ==, frames);
+			g_assert_cmpint(ec[2].value64, ==, (int64_t)interleaved);
+		}
+		g_assert_cmpint(ec[3].value64, ==, object ? c.uuids_queued : 0);
+		g_assert_cmpint(ec[4].value64, ==, 0);
 	}
 	capture_release(&h, s, &c);
 	vmdrv_close(s);
