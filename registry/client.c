@@ -10,6 +10,11 @@
  * crossbuf_client_get_fd() returns an epoll fd that becomes readable when the socket has
  * data or the queue is not empty, and stays the same across reconnects.
  */
+#include "core.h"
+#include "macro.h"
+#include "packet.h"
+#include "protocol.h"
+
 #include <assert.h>
 #include <crossbuf/crossbuf.h>
 #include <errno.h>
@@ -26,14 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core.h"
-#include "macro.h"
-#include "packet.h"
-#include "protocol.h"
-
 /* How long a request waits for the broker's reply, and for a restarted broker. */
 #define REPLY_TIMEOUT_MS     5000
 #define RECONNECT_TIMEOUT_MS 5000
+/* How long a watched entry may take to come back after a broker restart, and retry steps. */
+#define WATCH_GRACE_MS       2000
+#define WATCH_RETRY_MS       20
 
 struct crossbuf_registry {
 	int ref;
@@ -67,7 +70,7 @@ struct crossbuf_client {
 	uint32_t rights;
 
 	int epoll_fd;
-	int event_fd; /* readable while notifications are queued */
+	int event_fd;      /* readable while notifications are queued */
 	GMutex queue_lock; /* embedded notifications come from other clients' threads */
 	GQueue notifications;
 	crossbuf_removed_fn removed_fn;
@@ -192,7 +195,7 @@ CROSSBUF_PUBLIC int
 crossbuf_client_new(struct crossbuf_client **ret_client)
 {
 	struct crossbuf_client *c;
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 
 	if (ret_client == NULL)
 		return -EINVAL;
@@ -424,7 +427,7 @@ socket_open(const char *path)
 		.tv_sec = REPLY_TIMEOUT_MS / 1000,
 		.tv_usec = REPLY_TIMEOUT_MS % 1000 * 1000,
 	};
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
@@ -474,7 +477,7 @@ hello(struct crossbuf_client *c)
 static int
 socket_connect(struct crossbuf_client *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	int r;
 
 	socket_close(c);
@@ -499,7 +502,7 @@ static int
 send_export(struct crossbuf_client *c, const uint8_t *uuid, int fd,
 	    const struct crossbuf_buffer_info *info, uint8_t ret_uuid[CROSSBUF_UUID_SIZE])
 {
-	struct cb_msg_export req = { .hdr.type = CB_MSG_EXPORT };
+	struct cb_msg_export req = {.hdr.type = CB_MSG_EXPORT};
 	struct cb_reply_export result;
 	struct reply reply;
 	int r;
@@ -526,16 +529,36 @@ static int
 send_uuid_request(struct crossbuf_client *c, enum cb_msg_type type,
 		  const uint8_t uuid[CROSSBUF_UUID_SIZE], struct reply *reply)
 {
-	struct cb_msg_uuid req = { .hdr.type = type };
+	struct cb_msg_uuid req = {.hdr.type = type};
 
 	memcpy(req.uuid, uuid, CROSSBUF_UUID_SIZE);
 	return transact(c, &req, sizeof(req), -1, reply, NULL, NULL);
 }
 
+static int64_t
+now_ms(void)
+{
+	return g_get_monotonic_time() / 1000;
+}
+
+/* Installs the watch on uuid again: 1 if the entry is there, 0 if not, or a transport error. */
+static int
+rewatch(struct crossbuf_client *c, const uint8_t *uuid)
+{
+	struct reply reply;
+	int r = send_uuid_request(c, CB_MSG_WATCH, uuid, &reply);
+
+	if (r < 0)
+		return r;
+	safe_close(reply.fd);
+	return reply.status < 0 ? 0 : 1;
+}
+
 /*
  * After a reconnect: registers the live exports again under their UUIDs and re-installs
- * watches. An export the new broker refuses is dropped; a watch whose entry is gone is
- * reported as removed.
+ * watches. An export the new broker refuses is dropped. A watched entry that is not back is
+ * given WATCH_GRACE_MS, as its exporter reconnects to the new broker at the same moment;
+ * after that it is reported as removed.
  */
 static int
 restore_state(struct crossbuf_client *c)
@@ -543,6 +566,7 @@ restore_state(struct crossbuf_client *c)
 	GHashTableIter iter;
 	gpointer key, value;
 	g_autoptr(GPtrArray) lost = g_ptr_array_new_with_free_func(g_free);
+	int64_t deadline = now_ms() + WATCH_GRACE_MS;
 
 	g_hash_table_iter_init(&iter, c->exports);
 	while (g_hash_table_iter_next(&iter, &key, &value)) {
@@ -556,25 +580,27 @@ restore_state(struct crossbuf_client *c)
 	}
 	g_hash_table_iter_init(&iter, c->watches);
 	while (g_hash_table_iter_next(&iter, &key, NULL)) {
-		struct reply reply;
-		int r = send_uuid_request(c, CB_MSG_WATCH, key, &reply);
+		int r = rewatch(c, key);
 		if (r < 0)
 			return r;
-		safe_close(reply.fd);
-		if (reply.status < 0) {
+		if (r == 0)
 			g_ptr_array_add(lost, g_memdup2(key, CROSSBUF_UUID_SIZE));
-			g_hash_table_iter_remove(&iter);
+	}
+	while (lost->len > 0 && now_ms() < deadline) {
+		g_usleep(WATCH_RETRY_MS * 1000);
+		for (guint i = lost->len; i-- > 0;) {
+			int r = rewatch(c, lost->pdata[i]);
+			if (r < 0)
+				return r;
+			if (r == 1)
+				g_ptr_array_remove_index_fast(lost, i);
 		}
 	}
-	for (guint i = 0; i < lost->len; i++)
+	for (guint i = 0; i < lost->len; i++) {
+		g_hash_table_remove(c->watches, lost->pdata[i]);
 		queue_notification(c, lost->pdata[i], CROSSBUF_REMOVED_OWNER_GONE);
+	}
 	return 0;
-}
-
-static int64_t
-now_ms(void)
-{
-	return g_get_monotonic_time() / 1000;
 }
 
 /* Reconnects to a restarted broker, retrying for RECONNECT_TIMEOUT_MS. */
@@ -947,7 +973,7 @@ on_list_entry(void *userdata, const uint8_t *buf, size_t len)
 	struct list_ctx *ctx = userdata;
 	struct cb_msg_list_entry m;
 	struct crossbuf_buffer_info info;
-	struct crossbuf_owner_info owner = { 0 };
+	struct crossbuf_owner_info owner = {0};
 
 	if (ctx->stop != 0)
 		return;
@@ -968,7 +994,7 @@ on_list_entry(void *userdata, const uint8_t *buf, size_t len)
 static int
 socket_list(struct crossbuf_client *c, struct list_ctx *ctx)
 {
-	struct cb_msg_header req = { .type = CB_MSG_LIST };
+	struct cb_msg_header req = {.type = CB_MSG_LIST};
 	struct reply reply;
 	int r;
 
@@ -986,7 +1012,7 @@ socket_list(struct crossbuf_client *c, struct list_ctx *ctx)
 CROSSBUF_PUBLIC int
 crossbuf_client_list(struct crossbuf_client *c, crossbuf_list_fn fn, void *userdata)
 {
-	struct list_ctx ctx = { .fn = fn, .userdata = userdata };
+	struct list_ctx ctx = {.fn = fn, .userdata = userdata};
 	int r;
 
 	if (c == NULL || fn == NULL)
@@ -1008,7 +1034,7 @@ crossbuf_client_list(struct crossbuf_client *c, crossbuf_list_fn fn, void *userd
 static int
 socket_stats(struct crossbuf_client *c, struct crossbuf_stats *ret_stats)
 {
-	struct cb_msg_header req = { .type = CB_MSG_STATS };
+	struct cb_msg_header req = {.type = CB_MSG_STATS};
 	struct cb_reply_stats result;
 	struct reply reply;
 	int r;
