@@ -246,6 +246,25 @@ guest_memfd(void *userdata, uint64_t gpa, uint64_t len, int *ret_fd, uint64_t *r
 
 /* ---- main ---- */
 
+/* ---- the registry connection ---- */
+
+/*
+ * Readable when crossbufd sent something or went away: a restarted broker gets this
+ * process's exports back at once, not at the next ASSIGN_UUID, so that consumers resolving
+ * them meanwhile find them.
+ */
+static void
+registry_readable(void *userdata, int fd)
+{
+	struct app *a = userdata;
+	int r = crossbuf_client_dispatch(a->client);
+
+	(void)fd;
+	if (r < 0)
+		log_msg("registry connection: %s; exports resume when crossbufd is back",
+			strerror(-r));
+}
+
 /* ---- protection policy ---- */
 
 static bool
@@ -529,6 +548,14 @@ main(int argc, char **argv)
 	vgpu_display_set_device(a.display, a.dev);
 	log_msg("offering virtio-gpu features 0x%" PRIx64, gpu_device_get_features(a.dev));
 
+	if (broker) {
+		r = vu_backend_add_watch(a.vu, crossbuf_client_get_fd(a.client), registry_readable,
+					 &a);
+		if (r < 0) {
+			log_msg("watching the registry connection: %s", strerror(-r));
+			goto out;
+		}
+	}
 	r = vu_backend_listen(a.vu, socket_path);
 	if (r < 0) {
 		log_msg("cannot listen on %s: %s", socket_path, strerror(-r));
