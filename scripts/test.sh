@@ -67,7 +67,7 @@ fi
 run "default build" build "${werror[@]}" --
 run "address,undefined sanitizers" build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 	"${werror[@]}" -- --suite registry --suite fuzz --suite common --suite gpu-bridge \
-	--suite media-device --suite vhost-user
+	--suite media-device --suite vhost-user --suite guest
 run "valgrind" build -- --setup valgrind --suite registry --suite common --suite gpu-bridge \
 	--suite vhost-user
 
