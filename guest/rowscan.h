@@ -20,8 +20,8 @@
 struct rowscan;
 
 /*
- * A new, empty set, *ret, or -EINVAL/-ENOMEM. max_rows bounds memory (about 100 bytes per row
- * held): distinct rows beyond it are counted as skipped. Values above 2^31 are taken as 2^31.
+ * A new, empty set, *ret, or -EINVAL/-ENOMEM. max_rows bounds memory (at most about 150 bytes per
+ * row held): distinct rows beyond it are counted as skipped. Values above 2^31 are taken as 2^31.
  */
 int rowscan_new(size_t max_rows, struct rowscan **ret);
 /* Accepts NULL. */
