@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* crossbufd with real processes, real memfds and real sockets. */
+#include "broker-fixture.h"
+#include "protocol.h"
+#include "testutil.h"
+
 #include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,10 +18,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "broker-fixture.h"
-#include "protocol.h"
-#include "testutil.h"
 
 #define SIZE 4096
 
@@ -173,8 +173,8 @@ test_refusals(void)
 {
 	struct broker b;
 	struct crossbuf_client *owner, *other, *vm1, *client;
-	struct crossbuf_buffer_info info = blob_info(0), pinfo = blob_info(CROSSBUF_BUFFER_PROTECTED),
-				    got;
+	struct crossbuf_buffer_info info = blob_info(0),
+				    pinfo = blob_info(CROSSBUF_BUFFER_PROTECTED), got;
 	uint8_t uuid[16], puuid[16];
 	int fd, fd2, imported = -1;
 
@@ -268,8 +268,8 @@ raw_send(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
 		char buf[CMSG_SPACE(sizeof(int) * 8)];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 
 	if (nfds > 0) {
 		struct cmsghdr *c;
@@ -290,7 +290,7 @@ static int
 raw_status(int sock)
 {
 	uint8_t buf[CB_MSG_MAX_SIZE];
-	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct pollfd p = {.fd = sock, .events = POLLIN};
 	struct cb_msg_reply reply;
 	ssize_t n;
 
@@ -308,7 +308,7 @@ static void
 raw_hello(int sock)
 {
 	struct cb_msg_hello h = {
-		.hdr = { .type = CB_MSG_HELLO, .serial = 1, .size = sizeof(h) },
+		.hdr = {.type = CB_MSG_HELLO, .serial = 1, .size = sizeof(h)},
 		.version = CB_PROTOCOL_VERSION,
 	};
 
@@ -337,14 +337,15 @@ test_malformed_messages(void)
 	sock = broker_raw_connect(&b);
 	/* before HELLO */
 	{
-		struct cb_msg_uuid m = { .hdr = { .type = CB_MSG_LOOKUP, .serial = 9, .size = sizeof(m) } };
+		struct cb_msg_uuid m = {
+			.hdr = {.type = CB_MSG_LOOKUP, .serial = 9, .size = sizeof(m)}};
 		g_assert_cmpint(raw_send(sock, &m, sizeof(m), NULL, 0), ==, 0);
 		g_assert_cmpint(raw_status(sock), ==, -EPERM);
 	}
 	/* a wrong version, a bad domain, reserved bits */
 	{
 		struct cb_msg_hello h = {
-			.hdr = { .type = CB_MSG_HELLO, .serial = 2, .size = sizeof(h) },
+			.hdr = {.type = CB_MSG_HELLO, .serial = 2, .size = sizeof(h)},
 			.version = 99,
 		};
 		strcpy(h.domain, "default");
@@ -366,7 +367,7 @@ test_malformed_messages(void)
 	/* a second HELLO */
 	{
 		struct cb_msg_hello h = {
-			.hdr = { .type = CB_MSG_HELLO, .serial = 3, .size = sizeof(h) },
+			.hdr = {.type = CB_MSG_HELLO, .serial = 3, .size = sizeof(h)},
 			.version = CB_PROTOCOL_VERSION,
 		};
 		strcpy(h.domain, "default");
@@ -377,13 +378,13 @@ test_malformed_messages(void)
 	g_assert_cmpint(raw_send(sock, "abcde", 5, NULL, 0), ==, 0);
 	g_assert_cmpint(raw_status(sock), ==, -EBADMSG);
 	{
-		struct cb_msg_header h = { .type = CB_MSG_LOOKUP, .serial = 4, .size = sizeof(h) };
+		struct cb_msg_header h = {.type = CB_MSG_LOOKUP, .serial = 4, .size = sizeof(h)};
 		g_assert_cmpint(raw_send(sock, &h, sizeof(h), NULL, 0), ==, 0);
 		g_assert_cmpint(raw_status(sock), ==, -EBADMSG);
 	}
 	/* size field disagreeing with the packet */
 	{
-		struct cb_msg_uuid m = { .hdr = { .type = CB_MSG_LOOKUP, .serial = 5, .size = 999 } };
+		struct cb_msg_uuid m = {.hdr = {.type = CB_MSG_LOOKUP, .serial = 5, .size = 999}};
 		g_assert_cmpint(raw_send(sock, &m, sizeof(m), NULL, 0), ==, 0);
 		g_assert_cmpint(raw_status(sock), ==, -EBADMSG);
 	}
@@ -393,7 +394,7 @@ test_malformed_messages(void)
 	g_assert_cmpint(raw_status(sock), ==, -EMSGSIZE);
 	/* unknown opcode, and a broker-only type */
 	{
-		struct cb_msg_header h = { .type = 77, .serial = 6, .size = sizeof(h) };
+		struct cb_msg_header h = {.type = 77, .serial = 6, .size = sizeof(h)};
 		g_assert_cmpint(raw_send(sock, &h, sizeof(h), NULL, 0), ==, 0);
 		g_assert_cmpint(raw_status(sock), ==, -EOPNOTSUPP);
 		h.type = CB_MSG_REPLY;
@@ -402,7 +403,8 @@ test_malformed_messages(void)
 	}
 	/* an export with no fd, two fds, too many fds; a lookup with an fd */
 	{
-		struct cb_msg_export m = { .hdr = { .type = CB_MSG_EXPORT, .serial = 7, .size = sizeof(m) } };
+		struct cb_msg_export m = {
+			.hdr = {.type = CB_MSG_EXPORT, .serial = 7, .size = sizeof(m)}};
 		g_assert_cmpint(raw_send(sock, &m, sizeof(m), NULL, 0), ==, 0);
 		g_assert_cmpint(raw_status(sock), ==, -EBADF);
 		g_assert_cmpint(raw_send(sock, &m, sizeof(m), fds, 2), ==, 0);
@@ -419,7 +421,8 @@ test_malformed_messages(void)
 		g_assert_cmpint(raw_status(sock), ==, -EINVAL);
 	}
 	{
-		struct cb_msg_uuid m = { .hdr = { .type = CB_MSG_LOOKUP, .serial = 8, .size = sizeof(m) } };
+		struct cb_msg_uuid m = {
+			.hdr = {.type = CB_MSG_LOOKUP, .serial = 8, .size = sizeof(m)}};
 		memcpy(m.uuid, uuid, 16);
 		g_assert_cmpint(raw_send(sock, &m, sizeof(m), fds, 1), ==, 0);
 		g_assert_cmpint(raw_status(sock), ==, -EBADF);
@@ -470,8 +473,8 @@ test_unread_replies_do_not_block(void)
 	/* Lookups (each answered with an fd) until our socket buffer is full. */
 	fcntl(sock, F_SETFL, O_NONBLOCK);
 	for (int i = 0; i < 100000; i++) {
-		struct cb_msg_uuid m = { .hdr = { .type = CB_MSG_LOOKUP, .serial = i + 10,
-						  .size = sizeof(m) } };
+		struct cb_msg_uuid m = {
+			.hdr = {.type = CB_MSG_LOOKUP, .serial = i + 10, .size = sizeof(m)}};
 		memcpy(m.uuid, uuid, 16);
 		if (raw_send(sock, &m, sizeof(m), NULL, 0) < 0)
 			break;
@@ -513,7 +516,7 @@ test_broker_restart(void)
 
 	/* The exporter notices on its next dispatch and registers its entry again. */
 	{
-		struct pollfd p = { .fd = crossbuf_client_get_fd(exporter), .events = POLLIN };
+		struct pollfd p = {.fd = crossbuf_client_get_fd(exporter), .events = POLLIN};
 		g_assert_cmpint(poll(&p, 1, 5000), ==, 1);
 		g_assert_cmpint(crossbuf_client_dispatch(exporter), >=, 0);
 	}
@@ -534,6 +537,97 @@ test_broker_restart(void)
 	close(fd);
 	crossbuf_client_unref(exporter);
 	crossbuf_client_unref(importer);
+	broker_stop(&b);
+}
+
+/*
+ * A watcher that reconnects to a restarted broker before the exporter has registered its
+ * entries again gives them a grace period: an entry back within it is not reported removed;
+ * one whose exporter never comes back is, once the grace is over.
+ */
+struct removals {
+	unsigned n;
+	uint8_t uuid[16];
+	int reason;
+};
+
+static void
+on_removed(void *data, const uint8_t uuid[16], enum crossbuf_removal_reason reason)
+{
+	struct removals *r = data;
+
+	r->n++;
+	memcpy(r->uuid, uuid, 16);
+	r->reason = (int)reason;
+}
+
+/* Waits 300 ms, then lets the exporter notice the restart and register its entry again. */
+static gpointer
+late_exporter(gpointer data)
+{
+	struct crossbuf_client *exporter = data;
+	struct pollfd p = {.fd = crossbuf_client_get_fd(exporter), .events = POLLIN};
+
+	g_usleep(300000);
+	if (poll(&p, 1, 5000) != 1)
+		return GINT_TO_POINTER(-ETIMEDOUT);
+	return GINT_TO_POINTER(crossbuf_client_dispatch(exporter));
+}
+
+static void
+test_broker_restart_watch_grace(void)
+{
+	struct broker b;
+	struct crossbuf_client *back, *gone, *watcher;
+	struct crossbuf_buffer_info info = rgb_info(), got;
+	struct removals removed = {0};
+	uint8_t uuid_back[16], uuid_gone[16];
+	int fd_back, fd_gone, fd;
+	GThread *t;
+
+	broker_start(&b, NULL, 0);
+	back = broker_client(&b, NULL, 0);
+	gone = broker_client(&b, NULL, 0);
+	watcher = broker_client(&b, NULL, 0);
+	crossbuf_client_set_removed_callback(watcher, on_removed, &removed);
+	fd_back = cb_test_memfd("back", NULL, SIZE);
+	fd_gone = cb_test_memfd("gone", NULL, SIZE);
+	g_assert_cmpint(crossbuf_client_export(back, fd_back, &info, uuid_back), ==, 0);
+	g_assert_cmpint(crossbuf_client_export(gone, fd_gone, &info, uuid_gone), ==, 0);
+	g_assert_cmpint(crossbuf_client_watch(watcher, uuid_back), ==, 0);
+	g_assert_cmpint(crossbuf_client_watch(watcher, uuid_gone), ==, 0);
+
+	broker_kill(&b);
+	broker_restart(&b, 0);
+	t = g_thread_new("late-exporter", late_exporter, back);
+	/* The watcher reconnects first; "gone" never dispatches, so its entry stays away. */
+	{
+		struct pollfd p = {.fd = crossbuf_client_get_fd(watcher), .events = POLLIN};
+		g_assert_cmpint(poll(&p, 1, 5000), ==, 1);
+	}
+	g_assert_cmpint(crossbuf_client_dispatch(watcher), >=, 0);
+	g_assert_cmpint(GPOINTER_TO_INT(g_thread_join(t)), >=, 0);
+	g_assert_cmpuint(removed.n, ==, 1);
+	g_assert_cmpmem(removed.uuid, 16, uuid_gone, 16);
+	g_assert_cmpint(removed.reason, ==, CROSSBUF_REMOVED_OWNER_GONE);
+	/* The entry that came back is still watched: its removal is reported. */
+	g_assert_cmpint(crossbuf_client_lookup(watcher, uuid_back, &got, &fd), ==, 0);
+	close(fd);
+	g_assert_cmpint(crossbuf_client_remove(back, uuid_back), ==, 0);
+	for (int i = 0; i < 100 && removed.n < 2; i++) {
+		struct pollfd p = {.fd = crossbuf_client_get_fd(watcher), .events = POLLIN};
+		if (poll(&p, 1, 50) == 1)
+			crossbuf_client_dispatch(watcher);
+	}
+	g_assert_cmpuint(removed.n, ==, 2);
+	g_assert_cmpmem(removed.uuid, 16, uuid_back, 16);
+	g_assert_cmpint(removed.reason, ==, CROSSBUF_REMOVED_BY_OWNER);
+
+	close(fd_back);
+	close(fd_gone);
+	crossbuf_client_unref(back);
+	crossbuf_client_unref(gone);
+	crossbuf_client_unref(watcher);
 	broker_stop(&b);
 }
 
@@ -582,8 +676,8 @@ test_broker_out_of_fds(void)
 static void
 test_socket_activation(void)
 {
-	struct broker b = { 0 };
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct broker b = {0};
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	struct crossbuf_client *c;
 	struct crossbuf_buffer_info info = blob_info(0), got;
 	uint8_t uuid[16];
@@ -642,11 +736,11 @@ test_command_line(void)
 	const char *exe = g_getenv("CROSSBUFD");
 	g_autofree char *out = NULL, *err = NULL;
 	int status;
-	char *help[] = { (char *)exe, "--help", NULL };
-	char *version[] = { (char *)exe, "--version", NULL };
-	char *bad[] = { (char *)exe, "--socket-mode", "999", NULL };
-	char *extra[] = { (char *)exe, "surplus", NULL };
-	char *badconf[] = { (char *)exe, "--config", "/proc/self/status", NULL };
+	char *help[] = {(char *)exe, "--help", NULL};
+	char *version[] = {(char *)exe, "--version", NULL};
+	char *bad[] = {(char *)exe, "--socket-mode", "999", NULL};
+	char *extra[] = {(char *)exe, "surplus", NULL};
+	char *badconf[] = {(char *)exe, "--config", "/proc/self/status", NULL};
 
 	g_assert_true(g_spawn_sync(NULL, help, NULL, 0, NULL, NULL, &out, NULL, &status, NULL));
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
@@ -676,7 +770,7 @@ test_silent_broker_times_out(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("crossbuf-test-XXXXXX", NULL);
 	g_autofree char *path = g_build_filename(dir, "silent.sock", NULL);
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	struct crossbuf_client *c;
 	int listen_fd;
 
@@ -705,8 +799,10 @@ main(int argc, char **argv)
 	cb_test_add("/registry/broker/refusals", test_refusals);
 	cb_test_add("/registry/broker/other-uid-refused", test_other_uid_refused);
 	cb_test_add("/registry/broker/malformed-messages", test_malformed_messages);
-	cb_test_add("/registry/broker/unread-replies-do-not-block", test_unread_replies_do_not_block);
+	cb_test_add("/registry/broker/unread-replies-do-not-block",
+		    test_unread_replies_do_not_block);
 	cb_test_add("/registry/broker/restart", test_broker_restart);
+	cb_test_add("/registry/broker/restart-watch-grace", test_broker_restart_watch_grace);
 	cb_test_add("/registry/broker/out-of-fds", test_broker_out_of_fds);
 	cb_test_add("/registry/broker/socket-activation", test_socket_activation);
 	cb_test_add("/registry/broker/command-line", test_command_line);
