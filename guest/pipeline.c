@@ -464,7 +464,7 @@ feed(struct pipeline *p, bool *progress)
 		r = guest_stream_next(p->stream, &pkt);
 		if (r < 0)
 			return fail(p, r, "%s: cannot read frame %" PRIu64 ": %s", p->o->input, seq,
-				    strerror(-r));
+				    guest_stream_error(p->stream));
 		if (r == 0) {
 			p->eof = true;
 			break;
