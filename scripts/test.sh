@@ -68,8 +68,10 @@ run "default build" build "${werror[@]}" --
 run "address,undefined sanitizers" build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 	"${werror[@]}" -- --suite registry --suite fuzz --suite common --suite gpu-bridge \
 	--suite media-device --suite vhost-user --suite guest
+# Not the tests that load libavcodec (suite media-device): its libjxl pulls in libhwy, whose
+# start-up code runs an instruction valgrind 3.19 does not know on some CPUs (SIGILL).
 run "valgrind" build -- --setup valgrind --suite registry --suite common --suite gpu-bridge \
-	--suite vhost-user
+	--suite vhost-user --no-suite media-device
 
 echo "$passed passed, $failed failed, $skipped skipped"
 if ((failed > 0)); then
