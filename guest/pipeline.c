@@ -595,10 +595,13 @@ show(struct pipeline *p, unsigned i, uint64_t seq)
 						n < p->n_md5 ? p->md5[n] : "(no more frames)");
 			}
 		}
-		rowscan_add_plane(p->rows,
-				  b->map + b->info.planes[0].offset +
-					  (size_t)v->top * b->info.planes[0].stride + v->left,
-				  b->info.planes[0].stride, v->width, v->height);
+		/* The rows a protected run must never leave in guest-visible memory. */
+		if (p->o->protected_)
+			rowscan_add_plane(p->rows,
+					  b->map + b->info.planes[0].offset +
+						  (size_t)v->top * b->info.planes[0].stride +
+						  v->left,
+					  b->info.planes[0].stride, v->width, v->height);
 	}
 	snapshot(p);
 	if (p->o->progress)
