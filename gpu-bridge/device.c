@@ -57,7 +57,8 @@ struct scanout {
 	bool blob;                     /* set by SET_SCANOUT_BLOB: layout below */
 	struct gpu_layout blob_layout; /* planes relative to the blob's start */
 	struct {
-		uint32_t resource_id, x, y;
+		uint32_t resource_id; /* 0: hidden */
+		uint32_t x, y, hot_x, hot_y;
 	} cursor;
 };
 
@@ -72,6 +73,7 @@ struct gpu_device {
 	void *exporter_userdata;
 	bool has_exporter;
 	void *capset_buf; /* the last GET_CAPSET's data, until the reply is written */
+	uint32_t cursor_image[GPU_CURSOR_SIZE * GPU_CURSOR_SIZE]; /* ARGB8888, for the sink */
 };
 
 static bool
@@ -145,6 +147,7 @@ gpu_device_new(const struct gpu_device_config *config, struct gpu_device **ret_d
 }
 
 static void disable_scanout(struct gpu_device *dev, unsigned i);
+static void hide_cursor(struct gpu_device *dev, unsigned i);
 
 static void
 free_all(struct gpu_device *dev)
@@ -155,7 +158,8 @@ free_all(struct gpu_device *dev)
 
 	for (unsigned i = 0; i < dev->config.num_scanouts; i++) {
 		disable_scanout(dev, i);
-		dev->scanouts[i].cursor.resource_id = 0;
+		hide_cursor(dev, i);
+		memset(&dev->scanouts[i].cursor, 0, sizeof(dev->scanouts[i].cursor));
 	}
 	g_hash_table_iter_init(&it, dev->resources);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
@@ -673,7 +677,7 @@ cmd_unref(struct gpu_device *dev, const struct gpu_request *req)
 		if (dev->scanouts[i].resource_id == res->id)
 			disable_scanout(dev, i);
 		if (dev->scanouts[i].cursor.resource_id == res->id)
-			dev->scanouts[i].cursor.resource_id = 0;
+			hide_cursor(dev, i);
 	}
 	g_hash_table_remove(dev->resources, GUINT_TO_POINTER(res->id));
 	free_resource(dev, res);
@@ -1169,27 +1173,186 @@ cmd_get_capset(struct gpu_device *dev, const struct gpu_request *req, struct gpu
 	return r < 0 ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER : VIRTIO_GPU_RESP_OK_CAPSET;
 }
 
+/* --- cursor ----------------------------------------------------------------------------- */
+
+/* Tells the sink about scanout i's cursor (image: the new shape, or NULL). */
+static void
+sink_cursor(struct gpu_device *dev, unsigned i, const uint32_t *image)
+{
+	struct gpu_sink *sink = dev->config.sink;
+	const struct scanout *s = &dev->scanouts[i];
+
+	if (sink == NULL || sink->ops->cursor == NULL)
+		return;
+	sink->ops->cursor(sink, &(struct gpu_sink_cursor){
+					.scanout_id = i,
+					.x = s->cursor.x,
+					.y = s->cursor.y,
+					.hot_x = s->cursor.hot_x,
+					.hot_y = s->cursor.hot_y,
+					.visible = s->cursor.resource_id != 0,
+					.image = image,
+				});
+}
+
+/* Scanout i's cursor goes away (its resource is freed, the device resets). */
+static void
+hide_cursor(struct gpu_device *dev, unsigned i)
+{
+	if (dev->scanouts[i].cursor.resource_id == 0)
+		return;
+	dev->scanouts[i].cursor.resource_id = 0;
+	sink_cursor(dev, i, NULL);
+}
+
+/* ARGB8888 of the 4-byte pixel p in DRM format fourcc (bytes in memory order). */
+static uint32_t
+pixel_argb(uint32_t fourcc, const uint8_t *p)
+{
+	uint32_t a, r, g, b;
+
+	switch (fourcc) {
+	case DRM_FORMAT_ARGB8888:
+	case DRM_FORMAT_XRGB8888:
+		b = p[0], g = p[1], r = p[2], a = p[3];
+		break;
+	case DRM_FORMAT_ABGR8888:
+	case DRM_FORMAT_XBGR8888:
+		r = p[0], g = p[1], b = p[2], a = p[3];
+		break;
+	case DRM_FORMAT_BGRA8888:
+	case DRM_FORMAT_BGRX8888:
+		a = p[0], r = p[1], g = p[2], b = p[3];
+		break;
+	case DRM_FORMAT_RGBA8888:
+	case DRM_FORMAT_RGBX8888:
+		a = p[0], b = p[1], g = p[2], r = p[3];
+		break;
+	default:
+		return 0;
+	}
+	if (fourcc == DRM_FORMAT_XRGB8888 || fourcc == DRM_FORMAT_XBGR8888 ||
+	    fourcc == DRM_FORMAT_BGRX8888 || fourcc == DRM_FORMAT_RGBX8888)
+		a = 0xff;
+	return a << 24 | r << 16 | g << 8 | b;
+}
+
+/* Converts n pixels of fourcc at src into ARGB8888 at dst; src may be dst itself. */
+static void
+row_argb(uint32_t fourcc, const uint8_t *src, uint32_t *dst, unsigned n)
+{
+	for (unsigned x = 0; x < n; x++) {
+		uint8_t p[4];
+
+		memcpy(p, src + x * 4u, 4);
+		dst[x] = pixel_argb(fourcc, p);
+	}
+}
+
+/*
+ * Reads res's image into dev->cursor_image as ARGB8888. What can be a cursor is what QEMU
+ * shows: a 64x64 image of 4-byte pixels (any of the RGB formats, converted), or a blob of at
+ * least 64 x 64 x 4 bytes read as ARGB8888 rows of 256 bytes (a Linux guest's dumb buffers
+ * are guest blobs once RESOURCE_BLOB is negotiated without virgl). -EINVAL for anything else,
+ * -EPERM for protected content (never shown), -ENODATA without readable memory.
+ */
+static int
+read_cursor_image(struct gpu_device *dev, struct resource *res)
+{
+	struct gpu_backend *be = dev->config.backend;
+	const uint32_t row = GPU_CURSOR_SIZE * 4;
+	uint32_t *dst = dev->cursor_image;
+	uint32_t fourcc, stride;
+	uint64_t offset;
+	uint8_t *base;
+	int r;
+
+	if (res->protected_)
+		return -EPERM;
+	if (res->cmd == VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB) {
+		if (res->blob_size < (uint64_t)row * GPU_CURSOR_SIZE)
+			return -EINVAL;
+		fourcc = DRM_FORMAT_ARGB8888;
+		offset = 0;
+		stride = row;
+	} else {
+		if (res->format == NULL || res->format->yuv || res->format->num_planes != 1 ||
+		    res->format->cpp[0] != 4 || res->width != GPU_CURSOR_SIZE ||
+		    res->height != GPU_CURSOR_SIZE || res->buffer == NULL)
+			return -EINVAL;
+		fourcc = res->format->fourcc;
+		offset = res->buffer->layout.planes[0].offset;
+		stride = res->buffer->layout.planes[0].stride;
+	}
+	if (res->buffer == NULL) {
+		/* a guest blob: the pixels are in the guest's pages */
+		if (!res->has_backing)
+			return -ENODATA;
+		r = gpu_backing_read(&res->backing, 0, dst, (size_t)row * GPU_CURSOR_SIZE);
+		if (r < 0)
+			return -ENODATA;
+		for (unsigned y = 0; y < GPU_CURSOR_SIZE; y++)
+			row_argb(fourcc, (const uint8_t *)(dst + y * GPU_CURSOR_SIZE),
+				 dst + y * GPU_CURSOR_SIZE, GPU_CURSOR_SIZE);
+		return 0;
+	}
+	/* the host buffer (what TRANSFER_TO_HOST filled), checked against its size */
+	if (!res->buffer->cpu_mappable || stride < row ||
+	    offset + (uint64_t)stride * (GPU_CURSOR_SIZE - 1) + row > res->buffer->layout.size)
+		return -ENODATA;
+	r = be->ops->begin_cpu(be, res->buffer, GPU_CPU_READ, false, &base);
+	if (r < 0)
+		return -ENODATA;
+	for (unsigned y = 0; y < GPU_CURSOR_SIZE; y++)
+		row_argb(fourcc, base + offset + (uint64_t)y * stride, dst + y * GPU_CURSOR_SIZE,
+			 GPU_CURSOR_SIZE);
+	be->ops->end_cpu(be, res->buffer, GPU_CPU_READ);
+	return 0;
+}
+
+/*
+ * UPDATE_CURSOR sets the shape (read out of the resource now, as QEMU does), hot spot and
+ * position; resource 0, or one that cannot be a cursor, hides it. MOVE_CURSOR moves the shape
+ * last set: as the virtio spec says, only its position counts (the guest-driver library sends
+ * resource 0 there, Linux the current one). The sink hears of each; the cursor queue gets no
+ * reply, the returned type is for gpu_device_execute()'s callers.
+ */
 static uint32_t
 cursor(struct gpu_device *dev, const struct gpu_request *req, bool update)
 {
 	uint32_t id = req->cursor.scanout_id;
+	struct scanout *s;
 	struct resource *res;
+	uint32_t ret = VIRTIO_GPU_RESP_OK_NODATA;
+	int r;
 
 	if (id >= dev->config.num_scanouts)
 		return VIRTIO_GPU_RESP_ERR_INVALID_SCANOUT_ID;
-	if (update) {
-		if (req->cursor.resource_id != 0) {
-			res = lookup(dev, req->cursor.resource_id);
-			if (res == NULL)
-				return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-			if (res->protected_)
-				return VIRTIO_GPU_RESP_ERR_UNSPEC;
-		}
-		dev->scanouts[id].cursor.resource_id = req->cursor.resource_id;
+	s = &dev->scanouts[id];
+	s->cursor.x = req->cursor.x;
+	s->cursor.y = req->cursor.y;
+	if (!update) {
+		sink_cursor(dev, id, NULL);
+		return ret;
 	}
-	dev->scanouts[id].cursor.x = req->cursor.x;
-	dev->scanouts[id].cursor.y = req->cursor.y;
-	return VIRTIO_GPU_RESP_OK_NODATA;
+	s->cursor.hot_x = req->cursor.hot_x;
+	s->cursor.hot_y = req->cursor.hot_y;
+	s->cursor.resource_id = 0;
+	if (req->cursor.resource_id != 0) {
+		res = lookup(dev, req->cursor.resource_id);
+		if (res == NULL) {
+			ret = VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+		} else {
+			r = read_cursor_image(dev, res);
+			if (r == 0)
+				s->cursor.resource_id = res->id;
+			else
+				ret = r == -EINVAL ? VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER
+						   : VIRTIO_GPU_RESP_ERR_UNSPEC;
+		}
+	}
+	sink_cursor(dev, id, s->cursor.resource_id != 0 ? dev->cursor_image : NULL);
+	return ret;
 }
 
 /* --- dispatch ---------------------------------------------------------------------------- */

@@ -53,6 +53,24 @@ count_flush(struct gpu_sink *sink, const struct gpu_sink_frame *frame)
 }
 
 static void
+count_cursor(struct gpu_sink *sink, const struct gpu_sink_cursor *cursor)
+{
+	struct count_sink *s = (struct count_sink *)sink;
+
+	if (cursor->image != NULL) {
+		s->counts.cursor_updates++;
+		memcpy(s->counts.last_cursor_image, cursor->image,
+		       sizeof(s->counts.last_cursor_image));
+	} else if (cursor->visible) {
+		s->counts.cursor_moves++;
+	} else {
+		s->counts.cursor_hides++;
+	}
+	s->counts.last_cursor = *cursor;
+	s->counts.last_cursor.image = NULL;
+}
+
+static void
 count_destroy(struct gpu_sink *sink)
 {
 	free(sink);
@@ -61,6 +79,7 @@ count_destroy(struct gpu_sink *sink)
 static const struct gpu_sink_ops count_ops = {
 	.set_scanout = count_set_scanout,
 	.flush = count_flush,
+	.cursor = count_cursor,
 	.destroy = count_destroy,
 };
 

@@ -32,6 +32,13 @@ struct scanout_state {
 	struct gpu_rect src;
 };
 
+/* The cursor of a scanout as last told, to be sent again to a later display socket. */
+struct cursor_state {
+	bool visible;
+	bool has_image;
+	struct vgpu_cursor_update msg; /* position, hot spot and shape */
+};
+
 struct vgpu_display {
 	struct gpu_sink base;
 	struct gpu_sink *inner;
@@ -44,6 +51,7 @@ struct vgpu_display {
 	void *closing_userdata;
 	struct scanout_state scanouts[VIRTIO_GPU_MAX_SCANOUTS];
 	uint8_t *pixels; /* UPDATE buffer, VGPU_MAX_UPDATE_BYTES */
+	struct cursor_state cursors[VIRTIO_GPU_MAX_SCANOUTS];
 };
 
 static struct vgpu_display *
@@ -403,8 +411,7 @@ send_dmabuf_scanout(struct vgpu_display *d, uint32_t scanout_id, struct scanout_
 	struct vgpu_dmabuf_scanout2 m;
 	const struct gpu_layout *l = &info.layout;
 
-	if (d->device == NULL ||
-	    gpu_device_get_resource(d->device, s->resource_id, &info) < 0 ||
+	if (d->device == NULL || gpu_device_get_resource(d->device, s->resource_id, &info) < 0 ||
 	    info.protected_ || l->num_planes != 1 || l->fourcc == 0 ||
 	    gpu_device_dup_resource_fd(d->device, s->resource_id, &fd) < 0 || !is_dmabuf(fd))
 		return 0;
@@ -414,14 +421,18 @@ send_dmabuf_scanout(struct vgpu_display *d, uint32_t scanout_id, struct scanout_
 			return 0;
 	}
 	m = (struct vgpu_dmabuf_scanout2){
-		.dmabuf_scanout = {
-			.scanout_id = scanout_id,
-			.x = s->src.x, .y = s->src.y,
-			.width = s->src.width, .height = s->src.height,
-			.fd_width = l->width, .fd_height = l->height,
-			.fd_stride = l->planes[0].stride,
-			.fd_drm_fourcc = (int32_t)l->fourcc,
-		},
+		.dmabuf_scanout =
+			{
+				.scanout_id = scanout_id,
+				.x = s->src.x,
+				.y = s->src.y,
+				.width = s->src.width,
+				.height = s->src.height,
+				.fd_width = l->width,
+				.fd_height = l->height,
+				.fd_stride = l->planes[0].stride,
+				.fd_drm_fourcc = (int32_t)l->fourcc,
+			},
 		.modifier = l->modifier,
 	};
 	if (d->protocol_features & (1ull << VGPU_PROTOCOL_F_DMABUF2)) {
@@ -519,6 +530,45 @@ display_flush(struct gpu_sink *sink, const struct gpu_sink_frame *frame)
 	return inner;
 }
 
+/*
+ * Sends scanout i's cursor: its shape (CURSOR_UPDATE) when shape is set and there is one to
+ * show, else its position (CURSOR_POS, or CURSOR_POS_HIDE when hidden). No replies come.
+ */
+static int
+send_cursor(struct vgpu_display *d, uint32_t i, bool shape)
+{
+	const struct cursor_state *c = &d->cursors[i];
+
+	if (shape && c->visible && c->has_image)
+		return send_msg(d, VGPU_REQ_CURSOR_UPDATE, &c->msg, sizeof(c->msg), NULL, 0, -1);
+	return send_msg(d, c->visible ? VGPU_REQ_CURSOR_POS : VGPU_REQ_CURSOR_POS_HIDE, &c->msg.pos,
+			sizeof(c->msg.pos), NULL, 0, -1);
+}
+
+static void
+display_cursor(struct gpu_sink *sink, const struct gpu_sink_cursor *cursor)
+{
+	struct vgpu_display *d = to_display(sink);
+	struct cursor_state *c;
+
+	if (d->inner && d->inner->ops->cursor)
+		d->inner->ops->cursor(d->inner, cursor);
+	if (cursor->scanout_id >= VIRTIO_GPU_MAX_SCANOUTS)
+		return;
+	c = &d->cursors[cursor->scanout_id];
+	c->visible = cursor->visible;
+	c->msg.pos = (struct vgpu_cursor_pos){cursor->scanout_id, cursor->x, cursor->y};
+	if (cursor->image != NULL) {
+		c->has_image = true;
+		c->msg.hot_x = cursor->hot_x;
+		c->msg.hot_y = cursor->hot_y;
+		memcpy(c->msg.data, cursor->image, sizeof(c->msg.data));
+	}
+	/* as for the other messages: a display end that stops reading loses its socket */
+	if (d->fd >= 0 && send_cursor(d, cursor->scanout_id, cursor->image != NULL) < 0)
+		drop_socket(d);
+}
+
 static void
 display_destroy(struct gpu_sink *sink)
 {
@@ -532,6 +582,7 @@ display_destroy(struct gpu_sink *sink)
 static const struct gpu_sink_ops display_ops = {
 	.set_scanout = display_set_scanout,
 	.flush = display_flush,
+	.cursor = display_cursor,
 	.destroy = display_destroy,
 };
 
@@ -591,6 +642,10 @@ vgpu_display_set_socket(struct gpu_sink *sink, int fd)
 	for (unsigned i = 0; r >= 0 && i < VIRTIO_GPU_MAX_SCANOUTS; i++) {
 		if (d->scanouts[i].enabled)
 			r = send_scanout(d, i);
+	}
+	for (unsigned i = 0; r >= 0 && i < VIRTIO_GPU_MAX_SCANOUTS; i++) {
+		if (d->cursors[i].visible && d->cursors[i].has_image)
+			r = send_cursor(d, i, true);
 	}
 	if (r < 0)
 		drop_socket(d);

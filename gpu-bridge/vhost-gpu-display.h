@@ -16,8 +16,10 @@
  *     PIXMAN_x8r8g8b8, rows of width x 4 bytes), split into bands of at most 4 MiB. YUV is
  *     converted with BT.601 limited range; protected frames without data become grey;
  *   - a disabled scanout as SCANOUT with a 0x0 size.
- * Cursor messages are not sent (the device records cursors but the sink interface has no
- * cursor).
+ *   - the cursor: a new shape as CURSOR_UPDATE (position, hot spot, the 64x64 ARGB8888
+ *     pixels), a move as CURSOR_POS, a hidden cursor (resource 0, a resource that cannot be a
+ *     cursor, its resource freed) as CURSOR_POS_HIDE with the last position. None has a
+ *     reply. A display socket that arrives while a cursor is shown gets its CURSOR_UPDATE.
  *
  * Every call also goes to an optional inner sink (the PNG writer of a headless run), so the
  * two can be combined. A frontend that sends something malformed, stops reading for 5 s or
@@ -91,6 +93,23 @@ struct vgpu_dmabuf_scanout2 {
 static_assert(sizeof(struct vgpu_dmabuf_scanout2) == 48, "VhostUserGpuDMABUFScanout2");
 static_assert(offsetof(struct vgpu_dmabuf_scanout2, modifier) == 40, "modifier after the fields");
 static_assert(offsetof(struct vgpu_dmabuf_scanout, fd_drm_fourcc) == 36, "fourcc last");
+
+struct vgpu_cursor_pos {
+	uint32_t scanout_id, x, y;
+};
+static_assert(sizeof(struct vgpu_cursor_pos) == 12, "VhostUserGpuCursorPos");
+
+/* data: GPU_CURSOR_SIZE x GPU_CURSOR_SIZE pixels, ARGB8888 (QEMU's QEMUCursor data). */
+struct vgpu_cursor_update {
+	struct vgpu_cursor_pos pos;
+	uint32_t hot_x, hot_y;
+	uint32_t data[GPU_CURSOR_SIZE * GPU_CURSOR_SIZE];
+};
+static_assert(sizeof(struct vgpu_cursor_update) == 12 + 8 + 64 * 64 * 4,
+	      "VhostUserGpuCursorUpdate");
+static_assert(offsetof(struct vgpu_cursor_update, hot_x) == 12, "hot spot after the position");
+static_assert(offsetof(struct vgpu_cursor_update, hot_y) == 16, "hot_y after hot_x");
+static_assert(offsetof(struct vgpu_cursor_update, data) == 20, "pixels after the hot spot");
 
 /* Largest UPDATE payload sent at once; bigger damage is split into bands of rows. */
 #define VGPU_MAX_UPDATE_BYTES (4u << 20)

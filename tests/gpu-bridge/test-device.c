@@ -867,8 +867,15 @@ run_protected_scanout(bool authorized)
 	g_assert_cmpuint(c.flushes, ==, 1);
 	g_assert_cmpuint(c.withheld, ==, authorized ? 0 : 1);
 	g_assert_cmpuint(c.protected_shown, ==, authorized ? 1 : 0);
-	/* a protected cursor is refused (the cursor queue has no reply: nothing changes) */
+	/* a protected cursor is never shown, to any sink: the cursor is hidden */
 	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 1, 1, 10, 0, 0), ==, 0);
+	c = counts(&h);
+	g_assert_cmpuint(c.cursor_updates, ==, 0);
+	g_assert_cmpuint(c.cursor_hides, ==, 1);
+	memset(&req, 0, sizeof(req));
+	req.hdr.type = VIRTIO_GPU_CMD_UPDATE_CURSOR;
+	req.cursor.resource_id = 10;
+	g_assert_cmpuint(gpu_device_execute(h.dev, &req, 0, &resp), ==, E_UNSPEC);
 	harness_finish(&h);
 }
 
@@ -1011,19 +1018,211 @@ test_contexts(void)
 	harness_finish(&h);
 }
 
+#define CURSOR_BYTES (GPU_CURSOR_SIZE * GPU_CURSOR_SIZE * 4)
+
+/* A 64x64 resource of format holding pattern seed on the host; its guest bytes. */
+static uint8_t *
+cursor_resource(struct harness *h, uint32_t id, uint32_t format, uint32_t seed)
+{
+	uint8_t *guest;
+
+	g_assert_cmpint(gpu_guest_resource_create_2d(h->guest, id, format, 64, 64), ==, OK);
+	g_assert_cmpint(harness_attach(h, id, CURSOR_BYTES, &guest), ==, OK);
+	cb_test_pattern(guest, CURSOR_BYTES, seed);
+	g_assert_cmpint(gpu_guest_transfer_to_host_2d(h->guest, id, 0, 0, 0, 64, 64), ==, OK);
+	return guest;
+}
+
+/* The sink's last cursor image is the guest's ARGB8888 bytes (alpha forced for X formats). */
+static void
+assert_cursor_image(struct harness *h, const uint8_t *guest, uint32_t alpha)
+{
+	struct gpu_sink_counts c = counts(h);
+
+	for (unsigned i = 0; i < GPU_CURSOR_SIZE * GPU_CURSOR_SIZE; i++) {
+		uint32_t want;
+		memcpy(&want, guest + i * 4, 4);
+		g_assert_cmphex(c.last_cursor_image[i], ==, want | alpha);
+	}
+}
+
+static void
+assert_last_cursor(struct harness *h, uint32_t x, uint32_t y, uint32_t hot_x, uint32_t hot_y,
+		   bool visible)
+{
+	struct gpu_sink_counts c = counts(h);
+
+	g_assert_cmpuint(c.last_cursor.scanout_id, ==, 0);
+	g_assert_cmpuint(c.last_cursor.x, ==, x);
+	g_assert_cmpuint(c.last_cursor.y, ==, y);
+	g_assert_cmpuint(c.last_cursor.hot_x, ==, hot_x);
+	g_assert_cmpuint(c.last_cursor.hot_y, ==, hot_y);
+	g_assert_cmpint(c.last_cursor.visible, ==, visible);
+}
+
+static uint32_t
+execute_cursor(struct harness *h, uint32_t type, uint32_t scanout_id, uint32_t resource_id)
+{
+	struct gpu_request req = {0};
+	struct gpu_response resp;
+
+	req.hdr.type = type;
+	req.cursor.scanout_id = scanout_id;
+	req.cursor.x = 5;
+	req.cursor.y = 6;
+	req.cursor.resource_id = resource_id;
+	return gpu_device_execute(h->dev, &req, 0, &resp);
+}
+
 static void
 test_cursor(void)
 {
 	struct harness h;
+	struct gpu_sink_counts c;
+	uint8_t *argb, *xrgb;
 
 	harness_init(&h, NULL);
-	g_assert_cmpint(gpu_guest_resource_create_2d(h.guest, 1, XRGB, 64, 64), ==, OK);
-	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 10, 10, 1, 0, 0), ==, 0);
-	g_assert_cmpint(gpu_guest_move_cursor(h.guest, 0, 20, 20), ==, 0);
-	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 9, 10, 10, 1, 0, 0), ==, 0);
-	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 10, 10, 77, 0, 0), ==, 0);
+	argb = cursor_resource(&h, 1, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 21);
+	xrgb = cursor_resource(&h, 2, XRGB, 22);
+
+	/* a new shape: the resource's pixels, hot spot and position */
+	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 10, 20, 1, 3, 4), ==, 0);
+	c = counts(&h);
+	g_assert_cmpuint(c.cursor_updates, ==, 1);
+	g_assert_cmpuint(c.cursor_moves + c.cursor_hides, ==, 0);
+	assert_last_cursor(&h, 10, 20, 3, 4, true);
+	assert_cursor_image(&h, argb, 0);
+
+	/* a move: position only, the shape and hot spot stay */
+	g_assert_cmpint(gpu_guest_move_cursor(h.guest, 0, 30, 40), ==, 0);
+	c = counts(&h);
+	g_assert_cmpuint(c.cursor_updates, ==, 1);
+	g_assert_cmpuint(c.cursor_moves, ==, 1);
+	assert_last_cursor(&h, 30, 40, 3, 4, true);
+	/* a position that wrapped below 0 (Linux's crtc_x) passes through as it came */
+	g_assert_cmpint(gpu_guest_move_cursor(h.guest, 0, (uint32_t)-5, 7), ==, 0);
+	assert_last_cursor(&h, (uint32_t)-5, 7, 3, 4, true);
+
+	/* an X format: converted, opaque */
+	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 1, 2, 2, 0, 0), ==, 0);
+	g_assert_cmpuint(counts(&h).cursor_updates, ==, 2);
+	assert_cursor_image(&h, xrgb, 0xff000000u);
+
+	/* resource 0 hides it; a move keeps it hidden */
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 0, 0), ==, OK);
+	c = counts(&h);
+	g_assert_cmpuint(c.cursor_hides, ==, 1);
+	assert_last_cursor(&h, 5, 6, 0, 0, false);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_MOVE_CURSOR, 0, 1), ==, OK);
+	g_assert_cmpuint(counts(&h).cursor_hides, ==, 2);
+	g_assert_cmpuint(counts(&h).cursor_moves, ==, 2);
+
+	/* what cannot be a cursor hides it, and the reply type (unseen on the queue) says why */
+	g_assert_cmpint(gpu_guest_resource_create_2d(h.guest, 3, XRGB, 32, 32), ==, OK);
+	g_assert_cmpint(gpu_guest_resource_create_2d(h.guest, 4, XRGB, 64, 65), ==, OK);
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 5, VIRTIO_GPU_BLOB_MEM_HOST3D, 0, 0,
+						       4096, NULL, 0),
+			==, OK);
+	{
+		const struct {
+			uint32_t id, type;
+		} bad[] = {{77, E_RES}, {3, E_PARAM}, {4, E_PARAM}, {5, E_PARAM}};
+		for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+			g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 0, 1), ==,
+					 OK);
+			g_assert_cmpuint(
+				execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 0, bad[i].id), ==,
+				bad[i].type);
+			c = counts(&h);
+			g_assert_cmpuint(c.cursor_hides, ==, 3 + i);
+			g_assert_false(c.last_cursor.visible);
+		}
+	}
+	/* a scanout that does not exist: refused, the sink hears nothing */
+	c = counts(&h);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 9, 1), ==, E_SCAN);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_MOVE_CURSOR, 9, 1), ==, E_SCAN);
+	g_assert_cmpuint(counts(&h).cursor_updates + counts(&h).cursor_moves +
+				 counts(&h).cursor_hides,
+			 ==, c.cursor_updates + c.cursor_moves + c.cursor_hides);
+
+	/* the cursor's resource freed: hidden at its last position; another one is not */
+	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 8, 9, 1, 1, 2), ==, 0);
+	c = counts(&h);
+	g_assert_cmpint(gpu_guest_resource_unref(h.guest, 2), ==, OK);
+	g_assert_cmpuint(counts(&h).cursor_hides, ==, c.cursor_hides);
+	g_assert_cmpint(gpu_guest_resource_unref(h.guest, 1), ==, OK);
+	g_assert_cmpuint(counts(&h).cursor_hides, ==, c.cursor_hides + 1);
+	assert_last_cursor(&h, 8, 9, 1, 2, false);
+	/* and stays hidden when moved, even by a guest naming the freed resource */
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_MOVE_CURSOR, 0, 1), ==, OK);
+	g_assert_false(counts(&h).last_cursor.visible);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 0, 1), ==, E_RES);
+	harness_finish(&h);
+}
+
+/* A Linux guest's dumb buffer is a guest blob once RESOURCE_BLOB is on: read from its pages. */
+static void
+test_cursor_guest_blob(void)
+{
+	struct harness h;
+	struct virtio_gpu_mem_entry e[4];
+	uint8_t *guest;
+	uint64_t gpa;
+
+	harness_init(&h, NULL);
+	gpa = harness_alloc(&h, CURSOR_BYTES, &guest);
+	cb_test_pattern(guest, CURSOR_BYTES, 31);
+	g_assert_cmpint(gpu_guest_backing_pages(gpa, CURSOR_BYTES, 4096, e, 4), ==, 4);
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 1, VIRTIO_GPU_BLOB_MEM_GUEST,
+						       VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 0,
+						       CURSOR_BYTES, e, 4),
+			==, OK);
+	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 100, 200, 1, 7, 8), ==, 0);
+	g_assert_cmpuint(counts(&h).cursor_updates, ==, 1);
+	assert_last_cursor(&h, 100, 200, 7, 8, true);
+	assert_cursor_image(&h, guest, 0);
+	/* the guest draws a new cursor into the same pages: the next UPDATE_CURSOR reads it */
+	cb_test_pattern(guest, CURSOR_BYTES, 32);
+	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 100, 200, 1, 7, 8), ==, 0);
+	assert_cursor_image(&h, guest, 0);
+	/* a blob too small for 64x64 pixels cannot be a cursor */
+	g_assert_cmpint(gpu_guest_resource_create_blob(h.guest, 2, VIRTIO_GPU_BLOB_MEM_GUEST,
+						       VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 0, 4096,
+						       e, 1),
+			==, OK);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 0, 2), ==, E_PARAM);
+	g_assert_cmpuint(counts(&h).cursor_hides, ==, 1);
+	/* a device reset hides a cursor that is shown */
+	g_assert_cmpint(gpu_guest_update_cursor(h.guest, 0, 1, 1, 1, 0, 0), ==, 0);
+	gpu_device_reset(h.dev);
+	g_assert_cmpuint(counts(&h).cursor_hides, ==, 2);
+	g_assert_false(counts(&h).last_cursor.visible);
+	harness_finish(&h);
+}
+
+/* A sink without a cursor hook (the PNG writer) is left alone. */
+static void
+test_cursor_sink_without_hook(void)
+{
+	struct harness h;
+	g_autofree char *dir = g_dir_make_tmp("cb-cursor-XXXXXX", NULL);
+	struct harness_options o = {.png_dir = dir};
+	struct gpu_sink *png;
+
+	if (gpu_sink_png_new(dir, false, &png) < 0) {
+		rmdir(dir);
+		g_test_skip("built without the PNG sink");
+		return;
+	}
+	gpu_sink_destroy(png);
+	harness_init(&h, &o);
+	cursor_resource(&h, 1, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 1);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_UPDATE_CURSOR, 0, 1), ==, OK);
+	g_assert_cmpuint(execute_cursor(&h, VIRTIO_GPU_CMD_MOVE_CURSOR, 0, 1), ==, OK);
 	g_assert_cmpint(gpu_guest_resource_unref(h.guest, 1), ==, OK);
 	harness_finish(&h);
+	rmdir(dir);
 }
 
 static void
@@ -1165,6 +1364,8 @@ main(int argc, char **argv)
 	cb_test_add("/gpu-bridge/device/malformed", test_malformed);
 	cb_test_add("/gpu-bridge/device/contexts", test_contexts);
 	cb_test_add("/gpu-bridge/device/cursor", test_cursor);
+	cb_test_add("/gpu-bridge/device/cursor-guest-blob", test_cursor_guest_blob);
+	cb_test_add("/gpu-bridge/device/cursor-sink-without-hook", test_cursor_sink_without_hook);
 	cb_test_add("/gpu-bridge/device/guest-mem-changed", test_guest_mem_changed);
 	cb_test_add("/gpu-bridge/device/guest-blob-export", test_guest_blob_export);
 	cb_test_add("/gpu-bridge/device/reset", test_reset);

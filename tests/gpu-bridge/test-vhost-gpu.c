@@ -28,17 +28,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RAM_SIZE      (64u << 20)
-#define SCRATCH_SIZE  (1u << 20)
-#define TIMEOUT_MS    5000
-#define W             64
-#define H             48
+#define RAM_SIZE     (64u << 20)
+#define SCRATCH_SIZE (1u << 20)
+#define TIMEOUT_MS   5000
+#define W            64
+#define H            48
 #define GPU_FEATURES                                                                               \
-	((1ull << VIRTIO_GPU_F_EDID) | (1ull << VIRTIO_GPU_F_RESOURCE_UUID) |                     \
+	((1ull << VIRTIO_GPU_F_EDID) | (1ull << VIRTIO_GPU_F_RESOURCE_UUID) |                      \
 	 (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) | (1ull << VIRTIO_RING_F_EVENT_IDX))
 #define PROTOCOL_FEATURES                                                                          \
-	((1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |                         \
-	 (1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |                   \
+	((1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |                          \
+	 (1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |                    \
 	 (1ull << VU_PROTOCOL_F_SHARED_OBJECT))
 
 struct gpu_proc {
@@ -258,9 +258,9 @@ vm_xrgb(struct vm *vm, uint32_t id, uint32_t seed)
 {
 	uint8_t *px;
 
-	g_assert_cmpint(gpu_guest_resource_create_2d(vm->g, id, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM,
-						     W, H),
-			==, VIRTIO_GPU_RESP_OK_NODATA);
+	g_assert_cmpint(
+		gpu_guest_resource_create_2d(vm->g, id, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, W, H), ==,
+		VIRTIO_GPU_RESP_OK_NODATA);
 	px = vm_attach(vm, id, W * H * 4);
 	cb_test_pattern(px, W * H * 4, seed);
 	g_assert_cmpint(gpu_guest_transfer_to_host_2d(vm->g, id, 0, 0, 0, W, H), ==,
@@ -273,8 +273,8 @@ vm_create_nv12(struct vm *vm, uint32_t id)
 {
 	struct virtio_gpu_resource_create_3d c = {
 		.resource_id = id,
-		.target = 2, /* PIPE_TEXTURE_2D */
-		.format = 166, /* virgl NV12 */
+		.target = 2,     /* PIPE_TEXTURE_2D */
+		.format = 166,   /* virgl NV12 */
 		.bind = 1u << 1, /* VIRGL_BIND_RENDER_TARGET */
 		.width = W,
 		.height = H,
@@ -421,8 +421,7 @@ test_nv12_uuid_through_crossbufd(void)
 	guest = vm_attach(&vm, 7, W * H * 3 / 2);
 	cb_test_pattern(guest, W * H * 3 / 2, 77);
 	vm_transfer_3d(&vm, 7);
-	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 7, uuid), ==,
-			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 7, uuid), ==, VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
 	/* asking again names the same object */
 	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 7, uuid2), ==,
 			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
@@ -458,8 +457,7 @@ test_nv12_uuid_through_crossbufd(void)
 	/* the device's exports go when the VMM disconnects */
 	vm_create_nv12(&vm, 8);
 	vm_attach(&vm, 8, W * H * 3 / 2);
-	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 8, uuid), ==,
-			VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
+	g_assert_cmpint(gpu_guest_assign_uuid(vm.g, 8, uuid), ==, VIRTIO_GPU_RESP_OK_RESOURCE_UUID);
 	vm_free(&vm);
 	for (int i = 0; i < 200; i++) {
 		if (crossbuf_client_lookup(c, uuid, &info, &fd) == -ENOENT)
@@ -686,6 +684,115 @@ test_display_sub_rect(void)
 	g_assert_nonnull(strstr(log, "display protocol features 0x0\n"));
 }
 
+/* A 64x64 B8G8R8A8 cursor image holding pattern seed, transferred to the host. */
+static uint8_t *
+vm_cursor(struct vm *vm, uint32_t id, uint32_t seed)
+{
+	uint8_t *px;
+
+	g_assert_cmpint(
+		gpu_guest_resource_create_2d(vm->g, id, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 64, 64),
+		==, VIRTIO_GPU_RESP_OK_NODATA);
+	px = vm_attach(vm, id, 64 * 64 * 4);
+	cb_test_pattern(px, 64 * 64 * 4, seed);
+	g_assert_cmpint(gpu_guest_transfer_to_host_2d(vm->g, id, 0, 0, 0, 64, 64), ==,
+			VIRTIO_GPU_RESP_OK_NODATA);
+	return px;
+}
+
+/* Reads a CURSOR_UPDATE and checks position, hot spot and the guest's pixels. */
+static void
+assert_cursor_update(int d, uint32_t x, uint32_t y, uint32_t hot_x, uint32_t hot_y,
+		     const uint8_t *guest)
+{
+	static struct vgpu_cursor_update up;
+	struct vgpu_msg_hdr hdr;
+
+	hdr = display_read(d, &up, sizeof(up));
+	g_assert_cmpuint(hdr.request, ==, VGPU_REQ_CURSOR_UPDATE);
+	g_assert_cmpuint(hdr.size, ==, 12 + 8 + 64 * 64 * 4);
+	g_assert_cmpuint(up.pos.scanout_id, ==, 0);
+	g_assert_cmpuint(up.pos.x, ==, x);
+	g_assert_cmpuint(up.pos.y, ==, y);
+	g_assert_cmpuint(up.hot_x, ==, hot_x);
+	g_assert_cmpuint(up.hot_y, ==, hot_y);
+	/* B8G8R8A8 is ARGB8888: the guest's bytes, alpha included */
+	g_assert_cmpmem(up.data, sizeof(up.data), guest, 64 * 64 * 4);
+}
+
+/* Reads a CURSOR_POS or CURSOR_POS_HIDE. */
+static void
+assert_cursor_pos(int d, uint32_t request, uint32_t x, uint32_t y)
+{
+	struct vgpu_cursor_pos pos;
+	struct vgpu_msg_hdr hdr;
+
+	hdr = display_read(d, &pos, sizeof(pos));
+	g_assert_cmpuint(hdr.request, ==, request);
+	g_assert_cmpuint(hdr.size, ==, sizeof(pos));
+	g_assert_cmpuint(pos.scanout_id, ==, 0);
+	g_assert_cmpuint(pos.x, ==, x);
+	g_assert_cmpuint(pos.y, ==, y);
+}
+
+/* The guest's cursor reaches the VMM: CURSOR_UPDATE, CURSOR_POS, CURSOR_POS_HIDE. */
+static void
+test_display_cursor(void)
+{
+	struct gpu_proc p;
+	struct vm vm;
+	uint8_t *arrow, *hand;
+	int d;
+
+	gpu_start(&p, NULL, false);
+	vm_connect(&vm, &p);
+	arrow = vm_cursor(&vm, 1, 41);
+	hand = vm_cursor(&vm, 2, 42);
+	/* before a display socket, nothing is sent; the cursor shown arrives with the socket */
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 10, 20, 1, 3, 4), ==, 0);
+	d = display_attach(&vm);
+	g_assert_cmpuint(display_read(d, NULL, 0).request, ==, VGPU_REQ_GET_PROTOCOL_FEATURES);
+	assert_cursor_update(d, 10, 20, 3, 4, arrow);
+
+	/* a move: the position only */
+	g_assert_cmpint(gpu_guest_move_cursor(vm.g, 0, 30, 40), ==, 0);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS, 30, 40);
+	/* a new shape with its hot spot */
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 31, 41, 2, 5, 6), ==, 0);
+	assert_cursor_update(d, 31, 41, 5, 6, hand);
+	/* resource 0 hides it; a move while hidden stays hidden */
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 50, 60, 0, 0, 0), ==, 0);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS_HIDE, 50, 60);
+	g_assert_cmpint(gpu_guest_move_cursor(vm.g, 0, 51, 61), ==, 0);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS_HIDE, 51, 61);
+	/* what cannot be a cursor (not 64x64, unknown) hides it */
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 1, 2, 1, 0, 0), ==, 0);
+	assert_cursor_update(d, 1, 2, 0, 0, arrow);
+	g_assert_cmpint(
+		gpu_guest_resource_create_2d(vm.g, 3, VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, 32, 32), ==,
+		VIRTIO_GPU_RESP_OK_NODATA);
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 3, 4, 3, 0, 0), ==, 0);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS_HIDE, 3, 4);
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 5, 6, 99, 0, 0), ==, 0);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS_HIDE, 5, 6);
+	/* the cursor's resource freed: hidden where it was */
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 7, 8, 2, 1, 1), ==, 0);
+	assert_cursor_update(d, 7, 8, 1, 1, hand);
+	g_assert_cmpint(gpu_guest_resource_unref(vm.g, 2), ==, VIRTIO_GPU_RESP_OK_NODATA);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS_HIDE, 7, 8);
+	/* a scanout that does not exist sends nothing: the next message is the next move */
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 5, 1, 1, 1, 0, 0), ==, 0);
+	g_assert_cmpint(gpu_guest_update_cursor(vm.g, 0, 9, 9, 1, 2, 2), ==, 0);
+	assert_cursor_update(d, 9, 9, 2, 2, arrow);
+
+	/* the reset at the connection's end hides it, then the display socket goes */
+	vm_free(&vm);
+	assert_cursor_pos(d, VGPU_REQ_CURSOR_POS_HIDE, 9, 9);
+	assert_display_closed(d);
+	close(d);
+	g_assert_cmpint(gpu_stop(&p), ==, 0);
+}
+
 static void
 test_mem_table_change(void)
 {
@@ -808,9 +915,9 @@ test_command_line(void)
 	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--backend",
 					     "vulkan", NULL}),
 			==, 2);
-	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--width", "800",
-					     NULL}),
-			==, 2);
+	g_assert_cmpint(
+		run((const char *[]){"--socket-path", "/nonexistent/x", "--width", "800", NULL}),
+		==, 2);
 	/* an unreachable broker is a startup error, not a silent embedded registry */
 	g_assert_cmpint(run((const char *[]){"--socket-path", "/nonexistent/x", "--broker",
 					     "/nonexistent/broker.sock", NULL}),
@@ -829,6 +936,7 @@ main(int argc, char **argv)
 	cb_test_add("/gpu-bridge/vhost/png-scanout", test_png_scanout);
 	cb_test_add("/gpu-bridge/vhost/display-socket", test_display_socket);
 	cb_test_add("/gpu-bridge/vhost/display-sub-rect", test_display_sub_rect);
+	cb_test_add("/gpu-bridge/vhost/display-cursor", test_display_cursor);
 	cb_test_add("/gpu-bridge/vhost/mem-table-change", test_mem_table_change);
 	cb_test_add("/gpu-bridge/vhost/malformed", test_malformed);
 	cb_test_add("/gpu-bridge/vhost/sigterm", test_sigterm);
