@@ -13,30 +13,8 @@ set -u
 : "${CROSSBUF_GUEST:?}" "${CROSSBUFD:?}" "${CROSSBUF_GPU:?}" "${CROSSBUF_MEDIA:?}"
 : "${CROSSBUFCTL:?}" "${TEST_DATA:?}"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-n=0 failed=0
-check() { # check DESCRIPTION COMMAND...
-	local desc=$1
-	shift
-	n=$((n + 1))
-	if "$@" >>"$work/log" 2>&1; then
-		echo "ok $n - $desc"
-	else
-		echo "not ok $n - $desc"
-		sed 's/^/# /' "$work/log" | tail -n 30
-		failed=$((failed + 1))
-	fi
-	: >"$work/log"
-}
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+# shellcheck source=../common/tap.sh
+source "$(dirname "$0")/../common/tap.sh"
 
 guest() { timeout 120 "$CROSSBUF_GUEST" "$@"; }
 
@@ -192,4 +170,4 @@ check "usage errors: exit 2" bash -c '
 	"$0" --input x --gpu-socket /s 2>/dev/null; c=$?; [[ $a == 2 && $b == 2 && $c == 2 ]]' \
 	"$CROSSBUF_GUEST"
 
-((failed == 0))
+tap_exit

@@ -4,29 +4,9 @@
 set -u
 : "${CROSSBUFD:?}" "${CROSSBUFCTL:?}"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=../common/tap.sh
+source "$(dirname "$0")/../common/tap.sh"
 
-n=0 failed=0
-check() { # check DESCRIPTION COMMAND...
-	local desc=$1
-	shift
-	n=$((n + 1))
-	if "$@" >>"$work/log" 2>&1; then
-		echo "ok $n - $desc"
-	else
-		echo "not ok $n - $desc"
-		sed 's/^/# /' "$work/log" | tail -n 20
-		failed=$((failed + 1))
-	fi
-	: >"$work/log"
-}
 ctl() { "$CROSSBUFCTL" --socket "$work/b.sock" "$@"; }
 wait_file() { for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.02; done; return 1; }
 
@@ -90,4 +70,4 @@ else
 	echo "ok $((n - 1)) # SKIP memfd_secret unavailable: $(cat "$work/perr")"
 	echo "ok $n # SKIP memfd_secret unavailable"
 fi
-exit $((failed > 0))
+tap_exit
