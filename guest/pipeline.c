@@ -105,7 +105,11 @@ static int _printf_(3, 4) fail(struct pipeline *p, int r, const char *fmt, ...)
 static const char *
 media_strerror(int r)
 {
-	return r == -ECONNRESET ? "the virtio-media device hung up" : strerror(-r);
+	if (r == -ECONNRESET)
+		return "the virtio-media device hung up";
+	if (r == -ETIMEDOUT)
+		return "the virtio-media device did not answer in time (stuck?)";
+	return strerror(-r);
 }
 
 static int
@@ -126,6 +130,9 @@ gpu_check(struct pipeline *p, int r, const char *what, uint32_t resource_id)
 	if (r == -ECONNRESET)
 		return fail(p, r, "%s of resource %u: the virtio-gpu device hung up", what,
 			    resource_id);
+	if (r == -ETIMEDOUT)
+		return fail(p, r, "%s of resource %u: the virtio-gpu device did not answer in time",
+			    what, resource_id);
 	if (r < 0)
 		return fail(p, r, "%s of resource %u: %s", what, resource_id, strerror(-r));
 	return fail(p, -EIO, "%s of resource %u: virtio-gpu answered 0x%x", what, resource_id,
