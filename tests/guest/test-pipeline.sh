@@ -7,6 +7,7 @@
 #   - a protected run: no frame row in guest RAM or in the shared memory region;
 #   - crossbuf-gpu killed mid-stream: its registry entries go, crossbuf-media stays up and
 #     the tool fails with a reason instead of hanging; crossbuf-media killed mid-stream;
+#   - crossbuf-media stopped (SIGSTOP) mid-stream: the tool gives up after its timeout;
 #   - crossbufd restarted mid-stream: the clip still plays to the end, every md5 right;
 #   - bad input on the command line and in the files.
 set -u
@@ -29,7 +30,7 @@ play() { # play NAME [ARGS...]
 	grep -q "framemd5 *$want of $want frames match" "$work/out" || { cat "$work/out"; return 1; }
 }
 
-echo "1..26"
+echo "1..29"
 
 for s in h264-176x100.h264 hevc-176x100.hevc vp8-176x100.ivf vp9-176x100.ivf \
 	h264-change.h264 vp9-change.ivf; do
@@ -138,6 +139,19 @@ if [[ -f $work/long.mp4 ]]; then
 	check "media killed: crossbuf-gpu is still up" kill -0 "$gpu"
 	kill -TERM "$gpu" "$broker"
 
+	d=$work/stop-media
+	start_host "$d"
+	guest_on "$d" --input "$work/long.mp4" --realtime --progress
+	check "media stuck: the tool is mid-stream" wait_frame "$d" 10
+	kill -STOP "$media"
+	wait "$tool" 2>/dev/null
+	status=$?
+	kill -CONT "$media"
+	check "media stuck (SIGSTOP): the tool gives up after its timeout, exit 1" \
+		exited_saying "$status" "$d" 1 "virtio-media device did not answer in time"
+	check "media stuck: the tool freed its scanout resources" no_entries "$d"
+	kill -TERM "$gpu" "$media" "$broker"
+
 	d=$work/restart-broker
 	start_host "$d"
 	guest_on "$d" --input "$work/long.mp4" --framemd5 "$work/long.md5" --realtime --progress
@@ -153,7 +167,7 @@ if [[ -f $work/long.mp4 ]]; then
 	check "broker restart: every md5 right" grep -q "framemd5 *100 of 100 frames match" "$d/out"
 	kill -TERM "$gpu" "$media" "$broker"
 else
-	for _ in $(seq 12); do skip "mid-stream scenarios" "no ffmpeg to make the clip"; done
+	for _ in $(seq 15); do skip "mid-stream scenarios" "no ffmpeg to make the clip"; done
 fi
 
 # ---- bad input ----
