@@ -18,19 +18,10 @@
 
 #define GPU_QUEUE_SIZE   256
 #define GPU_SCRATCH_SIZE (1u << 20) /* one request's command, data and reply */
-#define MEDIA_QUEUE_SIZE 64
-#define MEDIA_N_EVBUF    32
+#define MEDIA_QUEUE_SIZE GUEST_VM_MEDIA_QUEUE_SIZE
+#define MEDIA_N_EVBUF    GUEST_VM_MEDIA_EVENT_BUFFERS
 #define MEDIA_CMD_MAX    (64u << 10) /* largest command or response vmdrv sends */
 #define CONNECT_TRIES    200         /* 10 ms apart: a device just started gets 2 s */
-
-#define GPU_FEATURES                                                                               \
-	((1ull << VIRTIO_GPU_F_EDID) | (1ull << VIRTIO_GPU_F_RESOURCE_UUID) |                      \
-	 (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) | (1ull << VIRTIO_RING_F_EVENT_IDX))
-#define PROTOCOL_FEATURES                                                                          \
-	((1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |                          \
-	 (1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |                    \
-	 (1ull << VU_PROTOCOL_F_SHARED_OBJECT))
-#define MEDIA_PROTOCOL_FEATURES (PROTOCOL_FEATURES | (1ull << VU_PROTOCOL_F_SHMEM))
 
 struct gpu_link {
 	struct vu_frontend *f;
@@ -50,6 +41,7 @@ struct media_link {
 	uint8_t *shm;
 	uint64_t shm_size;
 	uint64_t ev_gpa[MEDIA_N_EVBUF];
+	unsigned n_evbuf;                 /* of ev_gpa, posted */
 	int ev_of_head[MEDIA_QUEUE_SIZE]; /* eventq head -> event buffer */
 	uint64_t in_gpa, out_gpa;
 
@@ -71,13 +63,15 @@ struct guest_vm {
 	struct media_link *media;
 };
 
-static int
-connect_retry(const char *path, uint64_t ram_size, struct vu_frontend **ret)
+int
+guest_vm_connect(const char *socket, uint64_t ram_size, struct vu_frontend **ret)
 {
 	int r = -ENOENT;
 
+	if (socket == NULL || ret == NULL)
+		return -EINVAL;
 	for (int i = 0; i < CONNECT_TRIES; i++) {
-		r = vu_frontend_connect(path, ram_size, ret);
+		r = vu_frontend_connect(socket, ram_size, ret);
 		if (r != -ENOENT && r != -ECONNREFUSED)
 			break;
 		usleep(10000);
@@ -166,7 +160,7 @@ gpu_link_new(struct vu_frontend *f, struct gpu_link **ret)
 		return -ENOMEM;
 	}
 	g->f = f;
-	r = vu_frontend_negotiate(f, GPU_FEATURES, PROTOCOL_FEATURES);
+	r = vu_frontend_negotiate(f, GUEST_VM_GPU_FEATURES, GUEST_VM_GPU_PROTOCOL_FEATURES);
 	if (r >= 0 && !(vu_frontend_features(f) & (1ull << VIRTIO_GPU_F_RESOURCE_UUID)))
 		r = -EPROTONOSUPPORT; /* no ASSIGN_UUID: nothing to share */
 	if (r >= 0)
@@ -425,7 +419,7 @@ media_link_setup(struct media_link *m)
 	unsigned n_shmem;
 	int r;
 
-	r = vu_frontend_negotiate(m->f, 1ull << VIRTIO_RING_F_EVENT_IDX, MEDIA_PROTOCOL_FEATURES);
+	r = vu_frontend_negotiate(m->f, GUEST_VM_MEDIA_FEATURES, GUEST_VM_MEDIA_PROTOCOL_FEATURES);
 	if (r < 0)
 		return r;
 	if (vu_frontend_queue_num(m->f) < 2)
@@ -446,7 +440,7 @@ media_link_setup(struct media_link *m)
 		r = vu_frontend_alloc(m->f, MEDIA_CMD_MAX, 4096, &m->out_gpa);
 	for (unsigned i = 0; i < MEDIA_QUEUE_SIZE; i++)
 		m->ev_of_head[i] = -1;
-	for (unsigned i = 0; i < MEDIA_N_EVBUF && r >= 0; i++) {
+	for (unsigned i = 0; i < m->n_evbuf && r >= 0; i++) {
 		r = vu_frontend_alloc(m->f, VIRTIO_MEDIA_EVENT_MAX_SIZE, 64, &m->ev_gpa[i]);
 		if (r >= 0)
 			r = add_event_buffer(m, i);
@@ -468,7 +462,7 @@ media_link_setup(struct media_link *m)
 }
 
 static int
-media_link_new(struct vu_frontend *f, struct media_link **ret)
+media_link_new(struct vu_frontend *f, unsigned n_evbuf, struct media_link **ret)
 {
 	struct media_link *m = calloc(1, sizeof(*m));
 	int r;
@@ -478,6 +472,7 @@ media_link_new(struct vu_frontend *f, struct media_link **ret)
 		return -ENOMEM;
 	}
 	m->f = f;
+	m->n_evbuf = n_evbuf;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->submit_lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
@@ -497,16 +492,28 @@ int
 guest_vm_new(const char *gpu_socket, const char *media_socket, uint64_t ram_size,
 	     struct guest_vm **ret)
 {
-	struct guest_vm *vm = calloc(1, sizeof(*vm));
+	return guest_vm_new_with(gpu_socket, media_socket, ram_size, NULL, ret);
+}
+
+int
+guest_vm_new_with(const char *gpu_socket, const char *media_socket, uint64_t ram_size,
+		  const struct guest_vm_options *opts, struct guest_vm **ret)
+{
+	unsigned n_evbuf =
+		opts && opts->media_event_buffers ? opts->media_event_buffers : MEDIA_N_EVBUF;
+	struct guest_vm *vm;
 	struct vu_frontend *gf = NULL, *mf = NULL;
 	int r = 0;
 
+	if (ret == NULL || n_evbuf > MEDIA_N_EVBUF)
+		return -EINVAL;
+	vm = calloc(1, sizeof(*vm));
 	if (vm == NULL)
 		return -ENOMEM;
 	if (gpu_socket)
-		r = connect_retry(gpu_socket, ram_size, &gf);
+		r = guest_vm_connect(gpu_socket, ram_size, &gf);
 	if (r >= 0 && media_socket) {
-		r = connect_retry(media_socket, ram_size, &mf);
+		r = guest_vm_connect(media_socket, ram_size, &mf);
 		/* One RAM for the whole guest: the media device sees the gpu's. */
 		if (r >= 0 && gf)
 			r = vu_frontend_share_ram(mf, gf);
@@ -521,7 +528,7 @@ guest_vm_new(const char *gpu_socket, const char *media_socket, uint64_t ram_size
 	if (gf)
 		r = gpu_link_new(gf, &vm->gpu);
 	if (r >= 0 && mf)
-		r = media_link_new(mf, &vm->media);
+		r = media_link_new(mf, n_evbuf, &vm->media);
 	else if (mf)
 		vu_frontend_free(mf);
 	if (r < 0) {
@@ -591,4 +598,22 @@ guest_vm_media_shm(struct guest_vm *vm, uint64_t *ret_size)
 {
 	*ret_size = vm->media ? vm->media->shm_size : 0;
 	return vm->media ? vm->media->shm : NULL;
+}
+
+const struct virtio_media_config *
+guest_vm_media_config(struct guest_vm *vm)
+{
+	return vm->media ? &vm->media->config : NULL;
+}
+
+struct vu_frontend *
+guest_vm_frontend(struct guest_vm *vm, enum guest_vm_device device)
+{
+	switch (device) {
+	case GUEST_VM_GPU:
+		return vm->gpu ? vm->gpu->f : NULL;
+	case GUEST_VM_MEDIA:
+		return vm->media ? vm->media->f : NULL;
+	}
+	return NULL;
 }
