@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * crossbuf-gpu as a process, driven the way QEMU and a Linux guest drive a vhost-user-gpu
- * backend: the vhost-user frontend library plays the VMM (guest RAM in a memfd, rings,
- * GPU_SET_SOCKET), the guest driver library encodes virtio-gpu requests into the rings, a
- * socketpair plays QEMU's display end, and a real crossbufd resolves exported UUIDs.
+ * backend: crossbuf-guest's VM (guest/vm.h: the vhost-user frontend library playing the VMM,
+ * guest RAM in a memfd, rings; the guest driver library encoding virtio-gpu requests into
+ * them) with the gpu device only, its frontend for what lies below the driver
+ * (GPU_SET_SOCKET, raw messages), a socketpair playing QEMU's display end, and a real
+ * crossbufd resolving exported UUIDs.
  */
 #include "broker-fixture.h"
 #include "crossbuf/crossbuf.h"
@@ -12,13 +14,13 @@
 #include "macro.h"
 #include "testutil.h"
 #include "vhost-gpu-display.h"
+#include "vm.h"
 
 #include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,18 +30,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RAM_SIZE     (64u << 20)
-#define SCRATCH_SIZE (1u << 20)
-#define TIMEOUT_MS   5000
-#define W            64
-#define H            48
-#define GPU_FEATURES                                                                               \
-	((1ull << VIRTIO_GPU_F_EDID) | (1ull << VIRTIO_GPU_F_RESOURCE_UUID) |                      \
-	 (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) | (1ull << VIRTIO_RING_F_EVENT_IDX))
-#define PROTOCOL_FEATURES                                                                          \
-	((1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |                          \
-	 (1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |                    \
-	 (1ull << VU_PROTOCOL_F_SHARED_OBJECT))
+#define RAM_SIZE   (64u << 20)
+#define TIMEOUT_MS 5000
+#define W          64
+#define H          48
 
 struct gpu_proc {
 	pid_t pid;
@@ -49,10 +43,11 @@ struct gpu_proc {
 	char *log;
 };
 
+/* crossbuf-guest's VM with the gpu only, and shorthands for its frontend and driver. */
 struct vm {
+	struct guest_vm *vm;
 	struct vu_frontend *f;
 	struct gpu_guest *g;
-	uint64_t scratch;
 };
 
 /* ---- the process ---- */
@@ -161,79 +156,23 @@ gpu_stop(struct gpu_proc *p)
 
 /* ---- the VMM and the guest ---- */
 
-/*
- * The guest driver's transport: copies the request into guest RAM, makes it available on
- * the control (0) or cursor (1) queue, waits, copies the reply back.
- */
-static int
-submit(void *userdata, const struct cb_request *req)
-{
-	struct vm *vm = userdata;
-	struct vu_buf bufs[8];
-	uint64_t gpa = vm->scratch;
-	unsigned n = 0, q = 0;
-	uint16_t head, used_head;
-	uint32_t used_len;
-	int r;
-
-	g_assert_cmpuint(req->n_in + req->n_out, <=, G_N_ELEMENTS(bufs));
-	for (unsigned i = 0; i < req->n_in; i++) {
-		memcpy(vu_frontend_ram(vm->f, gpa, req->in[i].iov_len), req->in[i].iov_base,
-		       req->in[i].iov_len);
-		bufs[n++] = (struct vu_buf){gpa, (uint32_t)req->in[i].iov_len, false};
-		gpa += ALIGN_UP(req->in[i].iov_len, 64);
-	}
-	/* UPDATE_CURSOR and MOVE_CURSOR go on the cursor queue */
-	if (req->n_in > 0 && req->in[0].iov_len >= 4) {
-		uint32_t type;
-		memcpy(&type, req->in[0].iov_base, 4);
-		q = type == VIRTIO_GPU_CMD_UPDATE_CURSOR || type == VIRTIO_GPU_CMD_MOVE_CURSOR;
-	}
-	for (unsigned i = 0; i < req->n_out; i++) {
-		memset(vu_frontend_ram(vm->f, gpa, req->out[i].iov_len), 0, req->out[i].iov_len);
-		bufs[n++] = (struct vu_buf){gpa, (uint32_t)req->out[i].iov_len, true};
-		gpa += ALIGN_UP(req->out[i].iov_len, 64);
-	}
-	g_assert_cmpuint(gpa - vm->scratch, <=, SCRATCH_SIZE);
-	r = vu_frontend_queue_add(vm->f, q, bufs, n, false, &head);
-	if (r < 0)
-		return r;
-	vu_frontend_queue_kick(vm->f, q);
-	r = vu_frontend_queue_wait(vm->f, q, TIMEOUT_MS, &used_head, &used_len);
-	if (r < 0)
-		return r;
-	g_assert_cmpuint(used_head, ==, head);
-	for (unsigned i = req->n_in; i < n; i++) {
-		const struct iovec *o = &req->out[i - req->n_in];
-		memcpy(o->iov_base, vu_frontend_ram(vm->f, bufs[i].gpa, o->iov_len), o->iov_len);
-	}
-	return (int)used_len;
-}
-
 static void
 vm_connect(struct vm *vm, const struct gpu_proc *p)
 {
-	int r = -1;
-
 	memset(vm, 0, sizeof(*vm));
-	for (int i = 0; i < 100 && r < 0; i++) {
-		r = vu_frontend_connect(p->socket, RAM_SIZE, &vm->f);
-		if (r < 0)
-			g_usleep(10000);
-	}
-	g_assert_cmpint(r, ==, 0);
-	g_assert_cmpint(vu_frontend_negotiate(vm->f, GPU_FEATURES, PROTOCOL_FEATURES), ==, 0);
-	g_assert_cmpint(vu_frontend_queue_setup(vm->f, 0, 256), ==, 0);
-	g_assert_cmpint(vu_frontend_queue_setup(vm->f, 1, 256), ==, 0);
-	g_assert_cmpint(vu_frontend_alloc(vm->f, SCRATCH_SIZE, 4096, &vm->scratch), ==, 0);
-	g_assert_cmpint(gpu_guest_new(submit, vm, &vm->g), ==, 0);
+	g_assert_cmpint(guest_vm_new(p->socket, NULL, RAM_SIZE, &vm->vm), ==, 0);
+	vm->f = guest_vm_frontend(vm->vm, GUEST_VM_GPU);
+	vm->g = guest_vm_gpu(vm->vm);
+	g_assert_nonnull(vm->f);
+	g_assert_nonnull(vm->g);
+	g_assert_null(guest_vm_media(vm->vm));
 }
 
 static void
 vm_free(struct vm *vm)
 {
-	gpu_guest_free(vm->g);
-	vu_frontend_free(vm->f);
+	guest_vm_free(vm->vm);
+	memset(vm, 0, sizeof(*vm));
 }
 
 /* Guest RAM for a resource, attached as its backing in 4 KiB pages. */
@@ -386,7 +325,9 @@ test_negotiate(void)
 
 	gpu_start(&p, NULL, false);
 	vm_connect(&vm, &p);
-	g_assert_cmphex(vu_frontend_features(vm.f) & GPU_FEATURES, ==, GPU_FEATURES);
+	g_assert_cmphex(vu_frontend_features(vm.f) & GUEST_VM_GPU_FEATURES, ==,
+			GUEST_VM_GPU_FEATURES);
+	g_assert_cmphex(vu_frontend_protocol_features(vm.f), ==, GUEST_VM_GPU_PROTOCOL_FEATURES);
 	g_assert_cmpint(vu_frontend_get_config(vm.f, 0, &cfg, sizeof(cfg)), ==, 0);
 	g_assert_cmpuint(cfg.num_scanouts, ==, 1);
 	g_assert_cmpuint(cfg.num_capsets, ==, 0);
