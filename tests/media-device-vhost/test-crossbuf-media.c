@@ -6,25 +6,24 @@
  * memory region 0 by SHMEM_MAP) and into OBJECT buffers exported to a real crossbufd,
  * malformed vhost-user input followed by a new frontend, and SIGTERM → exit 0.
  *
- * The guest: one thread (the pump) owns the frontend. vmdrv's submit hands it a request and
- * waits; the pump puts the request on the commandq, returns eventq buffers to vmdrv as
- * events and serves the backend channel, polling every call eventfd at once.
+ * The guest is crossbuf-guest's VM (guest/vm.h) with the media device only: its pump thread
+ * owns the frontend's queues; vmdrv's submit hands it a request and waits; the pump puts the
+ * request on the commandq, returns eventq buffers to vmdrv as events and serves the backend
+ * channel. The tests reach below the driver through the VM's frontend.
  */
 #include "broker-fixture.h"
 #include "codec.h"
 #include "frontend.h"
 #include "macro.h"
 #include "testutil.h"
+#include "vm.h"
 #include "vmdrv.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_ring.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -32,9 +31,6 @@
 #include <unistd.h>
 
 #define RAM_SIZE   (16u << 20)
-#define QSIZE      64
-#define N_EVBUF    32
-#define CMD_MAX    (64u << 10)
 #define N_OUT      4
 #define OUT_SIZE   (256u << 10)
 #define MAX_CAP    16
@@ -81,6 +77,10 @@ media_start(struct media_proc *p, const char *broker_socket)
 		_exit(127);
 	}
 	p->pid = pid;
+	/* Until the process binds its socket (guest_vm_connect() waits for the listen). */
+	for (int i = 0; i < 500 && !g_file_test(p->socket, G_FILE_TEST_EXISTS); i++)
+		g_usleep(10000);
+	g_assert_true(g_file_test(p->socket, G_FILE_TEST_EXISTS));
 }
 
 static char *
@@ -117,300 +117,71 @@ media_stop(struct media_proc *p)
 	g_free(p->log);
 }
 
+/* A bare frontend, for malformed messages. */
 static struct vu_frontend *
 frontend_connect(const struct media_proc *p)
 {
 	struct vu_frontend *f = NULL;
-	int r = -ENOENT;
 
-	/* Until the process listens. */
-	for (int i = 0; i < 500; i++) {
-		r = vu_frontend_connect(p->socket, RAM_SIZE, &f);
-		if (r == 0)
-			return f;
-		g_usleep(10000);
-	}
-	g_error("cannot connect to crossbuf-media: %s", g_strerror(-r));
-	return NULL;
+	g_assert_cmpint(guest_vm_connect(p->socket, RAM_SIZE, &f), ==, 0);
+	return f;
 }
 
 /* ---- the guest ---- */
 
+/* crossbuf-guest's VM with the media device only, and shorthands into it. */
 struct guest {
+	struct guest_vm *vm;
 	struct vu_frontend *f;
 	struct vmdrv *drv;
-	struct virtio_media_config cfg;
 	uint8_t *shm;
 	uint64_t shm_size;
-
-	uint64_t ev_gpa[N_EVBUF];
-	int ev_of_head[QSIZE]; /* eventq head -> buffer index */
-	uint64_t in_gpa, out_gpa;
-
-	pthread_t pump;
-	int wake_fd;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_mutex_t submit_lock;  /* one request in flight */
-	const struct cb_request *req; /* the request to send, NULL when none */
-	bool sent;
-	bool done;
-	int result;
-	size_t used;
-	bool stop;
-	bool dead; /* the backend hung up */
 };
 
-/* Eventq buffers the guest posts (1..N_EVBUF): fewer makes events wait in the device. */
-static unsigned n_evbuf = N_EVBUF;
+/* Eventq buffers the guest posts (1..GUEST_VM_MEDIA_EVENT_BUFFERS): fewer make events wait. */
+static unsigned n_evbuf = GUEST_VM_MEDIA_EVENT_BUFFERS;
 
+/*
+ * Connects as QEMU would, then checks what the VM found: every protocol feature asked for
+ * agreed, both queues, the config space, shared memory region 0 and no other.
+ */
 static void
-add_event_buffer(struct guest *g, unsigned i)
+guest_init(struct guest *g, const struct media_proc *p)
 {
-	struct vu_buf b = {g->ev_gpa[i], VIRTIO_MEDIA_EVENT_MAX_SIZE, true};
-	uint16_t head;
-
-	g_assert_cmpint(vu_frontend_queue_add(g->f, VIRTIO_MEDIA_EVENTQ, &b, 1, false, &head), ==,
-			0);
-	g->ev_of_head[head] = (int)i;
-}
-
-static void
-finish_request(struct guest *g, int result, size_t used)
-{
-	pthread_mutex_lock(&g->lock);
-	g->req = NULL;
-	g->sent = false;
-	g->result = result;
-	g->used = used;
-	g->done = true;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-}
-
-/* Puts the pending request on the commandq. */
-static void
-send_request(struct guest *g, const struct cb_request *req)
-{
-	size_t in_len = iov_size(req->in, req->n_in), out_len = iov_size(req->out, req->n_out);
-	struct vu_buf bufs[2];
-	unsigned n = 0;
-
-	if (in_len > CMD_MAX || out_len > CMD_MAX || in_len == 0) {
-		finish_request(g, -E2BIG, 0);
-		return;
-	}
-	iov_to_buf(req->in, req->n_in, 0, vu_frontend_ram(g->f, g->in_gpa, in_len), in_len);
-	bufs[n++] = (struct vu_buf){g->in_gpa, (uint32_t)in_len, false};
-	if (out_len > 0) {
-		memset(vu_frontend_ram(g->f, g->out_gpa, out_len), 0, out_len);
-		bufs[n++] = (struct vu_buf){g->out_gpa, (uint32_t)out_len, true};
-	}
-	g_assert_cmpint(vu_frontend_queue_add(g->f, VIRTIO_MEDIA_COMMANDQ, bufs, n, false, NULL),
-			==, 0);
-	g_assert_cmpint(vu_frontend_queue_kick(g->f, VIRTIO_MEDIA_COMMANDQ), ==, 0);
-	pthread_mutex_lock(&g->lock);
-	g->sent = true;
-	pthread_mutex_unlock(&g->lock);
-}
-
-static void *
-pump(void *data)
-{
-	struct guest *g = data;
-	int call_cmd = vu_frontend_queue_call_fd(g->f, VIRTIO_MEDIA_COMMANDQ);
-	int call_ev = vu_frontend_queue_call_fd(g->f, VIRTIO_MEDIA_EVENTQ);
-
-	for (;;) {
-		struct pollfd p[4] = {
-			{.fd = call_cmd, .events = POLLIN},
-			{.fd = call_ev, .events = POLLIN},
-			{.fd = g->wake_fd, .events = POLLIN},
-			{.fd = vu_frontend_backend_fd(g->f), .events = POLLIN},
-		};
-		const struct cb_request *req;
-		bool sent, returned = false;
-		uint16_t head;
-		uint32_t len;
-		uint64_t v;
-		int r;
-
-		/* Clear the notifications before looking at the rings: none is lost. */
-		while (read(call_cmd, &v, sizeof(v)) > 0 || read(call_ev, &v, sizeof(v)) > 0 ||
-		       read(g->wake_fd, &v, sizeof(v)) > 0)
-			;
-		pthread_mutex_lock(&g->lock);
-		req = g->req;
-		sent = g->sent;
-		if (g->stop) {
-			pthread_mutex_unlock(&g->lock);
-			return NULL;
-		}
-		pthread_mutex_unlock(&g->lock);
-
-		while ((r = vu_frontend_queue_wait(g->f, VIRTIO_MEDIA_EVENTQ, 0, &head, &len)) ==
-		       0) {
-			int i = g->ev_of_head[head];
-
-			g_assert_cmpint(i, >=, 0);
-			vmdrv_push_event(g->drv, vu_frontend_ram(g->f, g->ev_gpa[i], len ? len : 1),
-					 len);
-			add_event_buffer(g, (unsigned)i);
-			returned = true;
-		}
-		if (returned)
-			vu_frontend_queue_kick(g->f, VIRTIO_MEDIA_EVENTQ);
-		if (r == -ECONNRESET || r == -EPROTO)
-			goto dead;
-		if (req && sent) {
-			r = vu_frontend_queue_wait(g->f, VIRTIO_MEDIA_COMMANDQ, 0, &head, &len);
-			if (r == 0) {
-				size_t out_len = iov_size(req->out, req->n_out);
-
-				len = (uint32_t)MIN((size_t)len, out_len);
-				if (len > 0)
-					iov_from_buf(req->out, req->n_out, 0,
-						     vu_frontend_ram(g->f, g->out_gpa, len), len);
-				finish_request(g, 0, len);
-				continue;
-			}
-			if (r == -ECONNRESET || r == -EPROTO)
-				goto dead;
-		} else if (req) {
-			send_request(g, req);
-			continue;
-		}
-		r = poll(p, p[3].fd >= 0 ? 4 : 3, 100);
-		if (r > 0 && p[3].fd >= 0 && p[3].revents)
-			vu_frontend_serve_backend(g->f, 0);
-	}
-dead:
-	/* The backend hung up: every request fails until the stop. */
-	pthread_mutex_lock(&g->lock);
-	g->dead = true;
-	for (;;) {
-		if (g->stop)
-			break;
-		if (g->req) {
-			g->req = NULL;
-			g->sent = false;
-			g->result = -ECONNRESET;
-			g->used = 0;
-			g->done = true;
-			pthread_cond_broadcast(&g->cond);
-			continue;
-		}
-		pthread_cond_wait(&g->cond, &g->lock);
-	}
-	pthread_mutex_unlock(&g->lock);
-	return NULL;
-}
-
-/* vmdrv's transport: one request at a time through the pump. */
-static int
-submit(void *userdata, const struct cb_request *req, size_t *ret_used)
-{
-	struct guest *g = userdata;
-	uint64_t one = 1;
-	int r;
-
-	pthread_mutex_lock(&g->submit_lock);
-	pthread_mutex_lock(&g->lock);
-	if (g->stop || g->dead) {
-		/* No device any more (the driver is being freed after a hang-up). */
-		pthread_mutex_unlock(&g->lock);
-		pthread_mutex_unlock(&g->submit_lock);
-		return -ECONNRESET;
-	}
-	g->req = req;
-	g->done = false;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-	g_assert_cmpint(write(g->wake_fd, &one, sizeof(one)), ==, sizeof(one));
-	pthread_mutex_lock(&g->lock);
-	while (!g->done)
-		pthread_cond_wait(&g->cond, &g->lock);
-	r = g->result;
-	*ret_used = g->used;
-	pthread_mutex_unlock(&g->lock);
-	pthread_mutex_unlock(&g->submit_lock);
-	return r;
-}
-
-/* Negotiates as QEMU would, reads the config space, sets up both queues and the driver. */
-static void
-guest_init(struct guest *g, struct vu_frontend *f)
-{
-	const uint64_t want_protocol =
-		(1ull << VU_PROTOCOL_F_MQ) | (1ull << VU_PROTOCOL_F_REPLY_ACK) |
-		(1ull << VU_PROTOCOL_F_BACKEND_REQ) | (1ull << VU_PROTOCOL_F_CONFIG) |
-		(1ull << VU_PROTOCOL_F_SHMEM) | (1ull << VU_PROTOCOL_F_SHARED_OBJECT);
-	uint64_t sizes[VU_MAX_SHMEM];
-	struct vmdrv_transport t;
-	unsigned n_shmem;
+	const struct guest_vm_options opts = {.media_event_buffers = n_evbuf};
+	const struct virtio_media_config *cfg;
 
 	memset(g, 0, sizeof(*g));
-	g->f = f;
-	g_assert_cmpint(vu_frontend_negotiate(f, 1ull << VIRTIO_RING_F_EVENT_IDX, want_protocol),
-			==, 0);
-	g_assert_cmpuint(vu_frontend_protocol_features(f), ==, want_protocol);
-	g_assert_true(vu_frontend_features(f) & (1ull << VIRTIO_RING_F_EVENT_IDX));
-	g_assert_cmpuint(vu_frontend_queue_num(f), ==, 2);
+	g_assert_cmpint(guest_vm_new_with(NULL, p->socket, RAM_SIZE, &opts, &g->vm), ==, 0);
+	g->f = guest_vm_frontend(g->vm, GUEST_VM_MEDIA);
+	g->drv = guest_vm_media(g->vm);
+	g_assert_nonnull(g->f);
+	g_assert_nonnull(g->drv);
+	g_assert_null(guest_vm_gpu(g->vm));
+	g_assert_false(guest_vm_media_dead(g->vm));
+	g_assert_cmphex(vu_frontend_protocol_features(g->f), ==, GUEST_VM_MEDIA_PROTOCOL_FEATURES);
+	g_assert_true(vu_frontend_features(g->f) & (1ull << VIRTIO_RING_F_EVENT_IDX));
+	g_assert_cmpuint(vu_frontend_queue_num(g->f), ==, 2);
 
-	g_assert_cmpint(vu_frontend_get_config(f, 0, &g->cfg, sizeof(g->cfg)), ==, 0);
-	g_assert_cmpuint(g->cfg.device_caps, ==, V4L2_CAP_VIDEO_M2M_MPLANE | V4L2_CAP_STREAMING);
-	g_assert_cmpuint(g->cfg.device_type, ==, 0);
-	g_assert_cmpstr((const char *)g->cfg.card, ==, "test card");
+	cfg = guest_vm_media_config(g->vm);
+	g_assert_nonnull(cfg);
+	g_assert_cmpuint(cfg->device_caps, ==, V4L2_CAP_VIDEO_M2M_MPLANE | V4L2_CAP_STREAMING);
+	g_assert_cmpuint(cfg->device_type, ==, 0);
+	g_assert_cmpstr((const char *)cfg->card, ==, "test card");
 
-	g_assert_cmpint(vu_frontend_get_shmem_config(f, sizes, &n_shmem), ==, 0);
-	g_assert_cmpuint(n_shmem, ==, 1);
-	g_assert_cmpuint(sizes[0], ==, 1ull << 30);
-	g->shm = vu_frontend_shmem(f, VIRTIO_MEDIA_SHM_MMAP, &g->shm_size);
+	g->shm = guest_vm_media_shm(g->vm, &g->shm_size);
 	g_assert_nonnull(g->shm);
-
-	g_assert_cmpint(vu_frontend_queue_setup(f, VIRTIO_MEDIA_COMMANDQ, QSIZE), ==, 0);
-	g_assert_cmpint(vu_frontend_queue_setup(f, VIRTIO_MEDIA_EVENTQ, QSIZE), ==, 0);
-	g_assert_cmpint(vu_frontend_alloc(f, CMD_MAX, 4096, &g->in_gpa), ==, 0);
-	g_assert_cmpint(vu_frontend_alloc(f, CMD_MAX, 4096, &g->out_gpa), ==, 0);
-	for (unsigned i = 0; i < QSIZE; i++)
-		g->ev_of_head[i] = -1;
-	for (unsigned i = 0; i < n_evbuf; i++) {
-		g_assert_cmpint(
-			vu_frontend_alloc(f, VIRTIO_MEDIA_EVENT_MAX_SIZE, 64, &g->ev_gpa[i]), ==,
-			0);
-		add_event_buffer(g, i);
-	}
-	g_assert_cmpint(vu_frontend_queue_kick(f, VIRTIO_MEDIA_EVENTQ), ==, 0);
-
-	t = (struct vmdrv_transport){
-		.submit = submit, .userdata = g, .shm_base = g->shm, .shm_size = g->shm_size};
-	g_assert_cmpint(vmdrv_new(&t, &g->cfg, &g->drv), ==, 0);
-	g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	g_assert_cmpint(g->wake_fd, >=, 0);
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_mutex_init(&g->submit_lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
-	g_assert_cmpint(pthread_create(&g->pump, NULL, pump, g), ==, 0);
+	g_assert_cmpuint(g->shm_size, ==, 1ull << 30);
+	for (unsigned i = 0; i < VU_MAX_SHMEM; i++)
+		g_assert_true((vu_frontend_shmem(g->f, i, NULL) != NULL) == (i == 0));
 }
 
 static void
 guest_fini(struct guest *g)
 {
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&g->lock);
-	g->stop = true;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-	g_assert_cmpint(write(g->wake_fd, &one, sizeof(one)), ==, sizeof(one));
-	pthread_join(g->pump, NULL);
 	/* Sessions still open are dropped with the connection (their CLOSE fails). */
-	vu_frontend_free(g->f);
-	vmdrv_free(g->drv);
-	close(g->wake_fd);
-	pthread_cond_destroy(&g->cond);
-	pthread_mutex_destroy(&g->submit_lock);
-	pthread_mutex_destroy(&g->lock);
+	guest_vm_free(g->vm);
+	memset(g, 0, sizeof(*g));
 }
 
 /* ---- a few ioctls ---- */
@@ -887,7 +658,7 @@ test_session(void)
 	struct guest g;
 
 	media_start(&p, NULL);
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	check_session_basics(&g);
 	/* EXPBUF of an MMAP buffer registers it in the embedded registry: a UUID comes back. */
 	{
@@ -922,7 +693,7 @@ test_decode_mmap(void)
 		return;
 	}
 	media_start(&p, NULL);
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
 	guest_fini(&g);
 	media_stop(&p);
@@ -943,7 +714,7 @@ test_decode_object_broker(void)
 	broker_start(&br, NULL, 0);
 	exporter = broker_client(&br, NULL, 0);
 	media_start(&p, br.socket);
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	decode_ivf(&g, "vp8-176x100.ivf", V4L2_PIX_FMT_VP8, exporter, 0);
 	guest_fini(&g);
 	media_stop(&p);
@@ -968,7 +739,7 @@ test_decode_shared_pages(void)
 		return;
 	}
 	media_start(&p, NULL);
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	capture_shared_pages = true;
 	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
 	capture_shared_pages = false;
@@ -989,10 +760,10 @@ test_decode_one_event_buffer(void)
 	}
 	media_start(&p, NULL);
 	n_evbuf = 1;
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
 	guest_fini(&g);
-	n_evbuf = N_EVBUF;
+	n_evbuf = GUEST_VM_MEDIA_EVENT_BUFFERS;
 	media_stop(&p);
 }
 
@@ -1029,17 +800,15 @@ test_disconnect_mid_stream(void)
 		return;
 	}
 	media_start(&p, NULL);
-	for (int i = 0; i < 500 && !g_file_test(p.socket, G_FILE_TEST_EXISTS); i++)
-		g_usleep(10000);
 	idle = settled_fd_count(p.pid);
 	g_assert_cmpint(idle, >, 0);
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 3);
 	g_assert_cmpint(cb_test_count_fds(p.pid), >, idle);
 	guest_fini(&g);
 	g_assert_cmpint(settled_fd_count(p.pid), ==, idle);
 
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	decode_ivf(&g, "vp9-176x100.ivf", V4L2_PIX_FMT_VP9, NULL, 0);
 	guest_fini(&g);
 	g_assert_cmpint(settled_fd_count(p.pid), ==, idle);
@@ -1087,7 +856,7 @@ test_object_removed_while_queued(void)
 	exporter = broker_client(&br, NULL, 0);
 	c.exporter = exporter;
 	media_start(&p, br.socket);
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	g_assert_cmpint(vmdrv_open(g.drv, &s), ==, 0);
 	f.fmt.pix_mp.pixelformat = V4L2_PIX_FMT_VP8;
 	f.fmt.pix_mp.plane_fmt[0].sizeimage = OUT_SIZE;
@@ -1156,7 +925,7 @@ check_next_frontend_served(struct media_proc *p)
 {
 	struct guest g;
 
-	guest_init(&g, frontend_connect(p));
+	guest_init(&g, p);
 	check_session_basics(&g);
 	guest_fini(&g);
 }
@@ -1193,7 +962,7 @@ test_malformed(void)
 	vu_frontend_free(f);
 
 	/* A broken commandq ring, with a session open and an MMAP buffer mapped. */
-	guest_init(&g, frontend_connect(&p));
+	guest_init(&g, &p);
 	{
 		struct vmdrv_session *s;
 		struct v4l2_format fmt = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
@@ -1220,21 +989,13 @@ test_malformed(void)
 		 * Publish a head beyond the ring. The pump touches only the eventq and the
 		 * backend channel while no request is in flight.
 		 */
-		g_assert_cmpint(
-			vu_frontend_queue_publish_raw(g.f, VIRTIO_MEDIA_COMMANDQ, QSIZE + 3), ==,
-			0);
+		g_assert_cmpint(vu_frontend_queue_publish_raw(g.f, VIRTIO_MEDIA_COMMANDQ,
+							      GUEST_VM_MEDIA_QUEUE_SIZE + 3),
+				==, 0);
 		g_assert_cmpint(vu_frontend_queue_kick(g.f, VIRTIO_MEDIA_COMMANDQ), ==, 0);
-		for (int i = 0; i < 500; i++) {
-			bool dead;
-
-			pthread_mutex_lock(&g.lock);
-			dead = g.dead;
-			pthread_mutex_unlock(&g.lock);
-			if (dead)
-				break;
+		for (int i = 0; i < 500 && !guest_vm_media_dead(g.vm); i++)
 			g_usleep(10000);
-		}
-		g_assert_true(g.dead);
+		g_assert_true(guest_vm_media_dead(g.vm));
 		/* The session went with the connection: CLOSE fails, the driver forgets it. */
 		vmdrv_close(s);
 	}
