@@ -204,18 +204,31 @@ rect_from_wire(struct gpu_rect *r, const struct virtio_gpu_rect *w)
 	r->height = le32toh(w->height);
 }
 
+/*
+ * Checks a trailing array of n items of item_size bytes at byte offset off: -E2BIG above
+ * max (whether or not the items are there), -EBADMSG if the request ends before the last.
+ */
+static int
+check_trailing(const struct cb_request *req, size_t off, uint32_t n, size_t item_size, uint32_t max)
+{
+	size_t avail = iov_size(req->in, req->n_in);
+
+	if (n > max)
+		return -E2BIG;
+	if (off > avail || (avail - off) / item_size < n)
+		return -EBADMSG;
+	return 0;
+}
+
 /* Reads n mem entries that follow the request struct at byte offset off. */
 static int
 decode_backing(const struct cb_request *req, size_t off, uint32_t n, struct gpu_backing *ret)
 {
-	size_t avail = iov_size(req->in, req->n_in);
+	int r = check_trailing(req, off, n, sizeof(struct virtio_gpu_mem_entry),
+			       GPU_MAX_BACKING_ENTRIES);
 
-	if (n > GPU_MAX_BACKING_ENTRIES)
-		return -E2BIG;
-	if (off > avail || (avail - off) / sizeof(struct virtio_gpu_mem_entry) < n)
-		return -EBADMSG;
-	if (n == 0)
-		return 0;
+	if (r < 0 || n == 0)
+		return r;
 	ret->entries = calloc(n, sizeof(*ret->entries));
 	if (ret->entries == NULL)
 		return -ENOMEM;
@@ -376,13 +389,9 @@ decode_body(const struct cb_request *req, const union wire *w, struct gpu_reques
 		return 0;
 	case VIRTIO_GPU_CMD_SUBMIT_3D: {
 		uint32_t size = le32toh(w->submit.size);
-		size_t avail = iov_size(req->in, req->n_in) - sizeof(w->submit);
-		if (size > GPU_MAX_SUBMIT_3D_SIZE)
-			return -E2BIG;
-		if (avail < size)
-			return -EBADMSG;
-		if (size == 0)
-			return 0;
+		int ret = check_trailing(req, sizeof(w->submit), size, 1, GPU_MAX_SUBMIT_3D_SIZE);
+		if (ret < 0 || size == 0)
+			return ret;
 		r->submit_3d.data = malloc(size);
 		if (r->submit_3d.data == NULL)
 			return -ENOMEM;

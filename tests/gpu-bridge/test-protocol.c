@@ -119,6 +119,12 @@ test_attach_backing_entries(void)
 	m.cmd.nr_entries = htole32(0xffffffff);
 	g_assert_cmpint(decode(&m, sizeof(m), &r), ==, -E2BIG);
 	gpu_request_finish(&r);
+	/* no entries: nothing allocated, and no bytes past the struct needed */
+	m.cmd.nr_entries = 0;
+	g_assert_cmpint(decode(&m, sizeof(m.cmd), &r), ==, 0);
+	g_assert_cmpuint(r.attach_backing.backing.n_entries, ==, 0);
+	g_assert_null(r.attach_backing.backing.entries);
+	gpu_request_finish(&r);
 }
 
 static void
@@ -146,6 +152,21 @@ test_create_blob(void)
 	g_assert_cmpuint(r.create_blob.blob_id, ==, 0x1122334455667788ull);
 	g_assert_cmpuint(r.create_blob.size, ==, 8192);
 	g_assert_cmpuint(r.create_blob.backing.n_entries, ==, 1);
+	g_assert_cmpuint(r.create_blob.backing.entries[0].gpa, ==, 0x2000);
+	g_assert_cmpuint(r.create_blob.backing.entries[0].len, ==, 8192);
+	gpu_request_finish(&r);
+
+	/* the entry cut short */
+	g_assert_cmpint(decode(&m, sizeof(m) - 1, &r), ==, -EBADMSG);
+	g_assert_cmpuint(r.hdr.type, ==, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB);
+	gpu_request_finish(&r);
+	/* above the cap: -E2BIG even though the entries are missing too */
+	m.cmd.nr_entries = htole32(GPU_MAX_BACKING_ENTRIES + 1);
+	g_assert_cmpint(decode(&m, sizeof(m), &r), ==, -E2BIG);
+	gpu_request_finish(&r);
+	/* at the cap but missing: -EBADMSG */
+	m.cmd.nr_entries = htole32(GPU_MAX_BACKING_ENTRIES);
+	g_assert_cmpint(decode(&m, sizeof(m), &r), ==, -EBADMSG);
 	gpu_request_finish(&r);
 }
 
@@ -210,6 +231,15 @@ test_submit_3d_bounds(void)
 	gpu_request_finish(&r);
 	m.cmd.size = htole32(GPU_MAX_SUBMIT_3D_SIZE + 1);
 	g_assert_cmpint(decode(&m, sizeof(m), &r), ==, -E2BIG);
+	gpu_request_finish(&r);
+	m.cmd.size = htole32(GPU_MAX_SUBMIT_3D_SIZE);
+	g_assert_cmpint(decode(&m, sizeof(m), &r), ==, -EBADMSG);
+	gpu_request_finish(&r);
+	/* an empty stream: nothing allocated, and no bytes past the struct needed */
+	m.cmd.size = 0;
+	g_assert_cmpint(decode(&m, sizeof(m.cmd), &r), ==, 0);
+	g_assert_cmpuint(r.submit_3d.size, ==, 0);
+	g_assert_null(r.submit_3d.data);
 	gpu_request_finish(&r);
 }
 
