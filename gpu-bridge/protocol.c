@@ -15,6 +15,12 @@ static_assert(sizeof(struct virtio_gpu_resource_create_blob) == 56, "create_blob
 static_assert(sizeof(struct virtio_gpu_set_scanout_blob) == 96, "set_scanout_blob");
 static_assert(sizeof(struct virtio_gpu_resource_assign_uuid) == 32, "assign_uuid");
 static_assert(sizeof(struct virtio_gpu_resp_resource_uuid) == 40, "resp uuid");
+/* The requests that carry only a resource_id all have it here (see decode_body()). */
+static_assert(offsetof(struct virtio_gpu_resource_unref, resource_id) == 24, "unref");
+static_assert(offsetof(struct virtio_gpu_resource_detach_backing, resource_id) == 24, "detach");
+static_assert(offsetof(struct virtio_gpu_resource_assign_uuid, resource_id) == 24, "assign_uuid");
+static_assert(offsetof(struct virtio_gpu_resource_unmap_blob, resource_id) == 24, "unmap_blob");
+static_assert(offsetof(struct virtio_gpu_ctx_resource, resource_id) == 24, "ctx_resource");
 
 size_t
 gpu_request_wire_size(uint32_t type)
@@ -286,20 +292,13 @@ decode_body(const struct cb_request *req, const union wire *w, struct gpu_reques
 		r->create_2d.height = le32toh(w->create_2d.height);
 		return 0;
 	case VIRTIO_GPU_CMD_RESOURCE_UNREF:
-		r->resource.resource_id = le32toh(w->unref.resource_id);
-		return 0;
 	case VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING:
-		r->resource.resource_id = le32toh(w->detach.resource_id);
-		return 0;
 	case VIRTIO_GPU_CMD_RESOURCE_ASSIGN_UUID:
-		r->resource.resource_id = le32toh(w->assign_uuid.resource_id);
-		return 0;
 	case VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB:
-		r->resource.resource_id = le32toh(w->unmap_blob.resource_id);
-		return 0;
 	case VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE:
 	case VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE:
-		r->resource.resource_id = le32toh(w->ctx_resource.resource_id);
+		/* each is a header, then resource_id at offset 24 (asserted above) */
+		r->resource.resource_id = le32toh(w->unref.resource_id);
 		return 0;
 	case VIRTIO_GPU_CMD_SET_SCANOUT:
 		rect_from_wire(&r->set_scanout.r, &w->set_scanout.r);
