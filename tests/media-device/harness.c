@@ -205,24 +205,20 @@ harness_guest_ptr(struct harness *h, uint64_t gpa)
 /* --- Decoding helpers ------------------------------------------------------------------- */
 
 void
-out_setup_mmap(struct vmdrv_session *s, unsigned count, struct stream_out *o)
+out_setup_coded(struct vmdrv_session *s, uint32_t coded, unsigned count, struct stream_out *o)
 {
 	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
 	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
 					 .memory = V4L2_MEMORY_MMAP,
 					 .count = count};
-	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_SOURCE_CHANGE};
 	int type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 
 	memset(o, 0, sizeof(*o));
-	f.fmt.pix_mp.pixelformat = V4L2_PIX_FMT_H264;
+	f.fmt.pix_mp.pixelformat = coded;
 	f.fmt.pix_mp.plane_fmt[0].sizeimage = 64 * 1024;
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
-	g_assert_cmpuint(f.fmt.pix_mp.pixelformat, ==, V4L2_PIX_FMT_H264);
+	g_assert_cmpuint(f.fmt.pix_mp.pixelformat, ==, coded);
 	o->size = f.fmt.pix_mp.plane_fmt[0].sizeimage;
-	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
-	sub.type = V4L2_EVENT_EOS;
-	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
 	g_assert_cmpuint(rb.count, ==, count);
 	o->count = count;
@@ -243,6 +239,17 @@ out_setup_mmap(struct vmdrv_session *s, unsigned count, struct stream_out *o)
 		g_assert_cmpuint(len, ==, p[0].length);
 	}
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &type), ==, 0);
+}
+
+void
+out_setup_mmap(struct vmdrv_session *s, unsigned count, struct stream_out *o)
+{
+	struct v4l2_event_subscription sub = {.type = V4L2_EVENT_SOURCE_CHANGE};
+
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
+	sub.type = V4L2_EVENT_EOS;
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_SUBSCRIBE_EVENT, &sub), ==, 0);
+	out_setup_coded(s, V4L2_PIX_FMT_H264, count, o);
 }
 
 void

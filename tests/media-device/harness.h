@@ -57,7 +57,9 @@ struct stream_out {
 	uint32_t size;
 };
 
-/* S_FMT(OUTPUT, H.264), REQBUFS(OUTPUT, MMAP, count), map them, subscribe, STREAMON. */
+/* S_FMT(OUTPUT, coded), REQBUFS(OUTPUT, MMAP, count), map them, STREAMON; no events. */
+void out_setup_coded(struct vmdrv_session *s, uint32_t coded, unsigned count, struct stream_out *o);
+/* Subscribes SOURCE_CHANGE and EOS, then out_setup_coded() with H.264. */
 void out_setup_mmap(struct vmdrv_session *s, unsigned count, struct stream_out *o);
 /* Writes n fake frames (w x h, fills) into OUTPUT buffer index and queues it. */
 void out_queue_frames(struct harness *h, struct vmdrv_session *s, struct stream_out *o,

@@ -314,41 +314,6 @@ test_read_only(void)
 	harness_fini(&h);
 }
 
-/* S_FMT(OUTPUT, coded), MMAP OUTPUT buffers, events, STREAMON (harness.c's, any format). */
-static void
-out_setup_coded(struct vmdrv_session *s, uint32_t coded, unsigned count, struct stream_out *o)
-{
-	struct v4l2_format f = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE};
-	struct v4l2_requestbuffers rb = {.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					 .memory = V4L2_MEMORY_MMAP,
-					 .count = count};
-	int type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
-
-	memset(o, 0, sizeof(*o));
-	f.fmt.pix_mp.pixelformat = coded;
-	f.fmt.pix_mp.plane_fmt[0].sizeimage = 64 * 1024;
-	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_FMT, &f), ==, 0);
-	g_assert_cmpuint(f.fmt.pix_mp.pixelformat, ==, coded);
-	o->size = f.fmt.pix_mp.plane_fmt[0].sizeimage;
-	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_REQBUFS, &rb), ==, 0);
-	o->count = rb.count;
-	for (unsigned i = 0; i < o->count; i++) {
-		struct v4l2_plane p[1];
-		struct v4l2_buffer b = {.index = i,
-					.type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
-					.memory = V4L2_MEMORY_MMAP,
-					.length = 1,
-					.m.planes = p};
-		uint64_t len;
-
-		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYBUF, &b), ==, 0);
-		g_assert_cmpint(
-			vmdrv_mmap(s, p[0].m.mem_offset, true, &o->ptr[i], &o->addr[i], &len), ==,
-			0);
-	}
-	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_STREAMON, &type), ==, 0);
-}
-
 /* Drains the stream: every CAPTURE buffer up to the LAST one, requeued. */
 static void
 drain(struct vmdrv_session *s, struct stream_cap *c, unsigned *frames)
