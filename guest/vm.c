@@ -353,7 +353,7 @@ media_submit(void *userdata, const struct cb_request *req, size_t *ret_used)
 	struct timespec deadline;
 	int r = 0;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += GUEST_VM_TIMEOUT_MS / 1000;
 	pthread_mutex_lock(&m->submit_lock);
 	pthread_mutex_lock(&m->lock);
@@ -465,6 +465,7 @@ static int
 media_link_new(struct vu_frontend *f, unsigned n_evbuf, struct media_link **ret)
 {
 	struct media_link *m = calloc(1, sizeof(*m));
+	pthread_condattr_t attr;
 	int r;
 
 	if (m == NULL) {
@@ -475,7 +476,11 @@ media_link_new(struct vu_frontend *f, unsigned n_evbuf, struct media_link **ret)
 	m->n_evbuf = n_evbuf;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->submit_lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
+	/* Request deadlines on the monotonic clock: a wall clock step is no timeout. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = m->wake_fd < 0 ? negative_errno() : media_link_setup(m);
 	if (r < 0) {
