@@ -99,6 +99,7 @@ die(const char *fmt, ...)
 struct span {
 	double cpu, wall, thread;
 	long caller_waits, worker_waits, preempted;
+	long caller_faults, worker_faults; /* page faults (minor and major) */
 };
 
 static struct span
@@ -113,7 +114,10 @@ span_start(void)
 			     .thread = bench_clock_s(CLOCK_THREAD_CPUTIME_ID),
 			     .caller_waits = thread.ru_nvcsw,
 			     .worker_waits = self.ru_nvcsw - thread.ru_nvcsw,
-			     .preempted = self.ru_nivcsw};
+			     .preempted = self.ru_nivcsw,
+			     .caller_faults = thread.ru_minflt + thread.ru_majflt,
+			     .worker_faults = self.ru_minflt + self.ru_majflt - thread.ru_minflt -
+					      thread.ru_majflt};
 }
 
 static struct span
@@ -126,7 +130,9 @@ span_end(struct span t0)
 			     .thread = t1.thread - t0.thread,
 			     .caller_waits = t1.caller_waits - t0.caller_waits,
 			     .worker_waits = t1.worker_waits - t0.worker_waits,
-			     .preempted = t1.preempted - t0.preempted};
+			     .preempted = t1.preempted - t0.preempted,
+			     .caller_faults = t1.caller_faults - t0.caller_faults,
+			     .worker_faults = t1.worker_faults - t0.worker_faults};
 }
 
 /* --- The device in process ------------------------------------------------------------- */
@@ -616,14 +622,37 @@ struct variant {
 	const char *name;
 	double *cpu, *wall;                              /* fps per repetition */
 	double *caller_waits, *worker_waits, *preempted; /* per frame, per repetition */
+	double *caller_faults, *worker_faults;           /* per frame, per repetition */
 	double *caller_us, *worker_us; /* CPU microseconds per frame, per repetition */
 	unsigned frames, starved;
 	struct dsess d; /* (b), (c) */
 };
 
+/*
+ * Where the next variant runs. With two CPUs (cpus[0], cpus[1]) the thread that decodes (the
+ * calling thread for (a), the device's workers for (b) and (c)) goes on decode_cpu and the
+ * client on the other one, so that each repetition's variants decode on the same CPU; the
+ * repetitions alternate the two. With one CPU nothing is pinned.
+ */
+static void
+place_variant(unsigned k, const int *cpus, unsigned ncpus, int decode_cpu)
+{
+	int client_cpu = decode_cpu == cpus[0] ? cpus[1] : cpus[0];
+
+	if (ncpus < 2)
+		return;
+	if (k == 0) {
+		CHECK(bench_pin_self(decode_cpu));
+		return;
+	}
+	CHECK(bench_pin_self(client_cpu));
+	if (bench_pin_others(decode_cpu) <= 0)
+		die("no worker thread to pin");
+}
+
 static void
 bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, unsigned reps,
-	   unsigned n_out, unsigned cap_extra)
+	   unsigned n_out, unsigned cap_extra, const int *cpus, unsigned ncpus)
 {
 	g_autofree char *path = bench_make_stream(dir, width, height, nframes);
 	g_autofree char *data = NULL;
@@ -635,8 +664,13 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	AVCodecContext *bare = bare_open();
 	struct host h;
 	const uint8_t *bytes;
-	double med[3], best[3], wmed[3], waits[3][3], us[3][2];
+	double med[3], best[3], wmed[3], waits[3][5], us[3][2];
 	g_autofree double *pair = g_new(double, reps);
+	/* (a) and the pairs by the CPU that decoded: index 0 for cpus[0], 1 for cpus[1]. */
+	g_autofree double *by_cpu_mem = g_new(double, 4 * reps);
+	double *by_cpu[2][2] = {{by_cpu_mem, by_cpu_mem + reps},
+				{by_cpu_mem + 2 * reps, by_cpu_mem + 3 * reps}};
+	unsigned n_by_cpu[2] = {0, 0};
 	unsigned n_cap;
 
 	if (!path) {
@@ -664,6 +698,8 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 		v[k].caller_waits = g_new(double, reps);
 		v[k].worker_waits = g_new(double, reps);
 		v[k].preempted = g_new(double, reps);
+		v[k].caller_faults = g_new(double, reps);
+		v[k].worker_faults = g_new(double, reps);
 		v[k].caller_us = g_new(double, reps);
 		v[k].worker_us = g_new(double, reps);
 	}
@@ -674,11 +710,14 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	 * variant so that no order favours one.
 	 */
 	for (int i = -1; i < (int)reps; i++) {
+		unsigned c = (unsigned)(i + 2) % 2; /* the warm-up and odd repetitions on cpus[1] */
+
 		for (unsigned k0 = 0; k0 < 3; k0++) {
 			unsigned k = (unsigned)(i + 3 + (int)k0) % 3;
 			unsigned starved = 0;
 			struct span t;
 
+			place_variant(k, cpus, ncpus, cpus[ncpus > 1 ? c : 0]);
 			if (k == 0)
 				t = run_bare(bare, bytes, len, CHUNK, &v[k].frames);
 			else
@@ -692,12 +731,20 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 				v[k].caller_waits[i] = (double)t.caller_waits / v[k].frames;
 				v[k].worker_waits[i] = (double)t.worker_waits / v[k].frames;
 				v[k].preempted[i] = (double)t.preempted / v[k].frames;
+				v[k].caller_faults[i] = (double)t.caller_faults / v[k].frames;
+				v[k].worker_faults[i] = (double)t.worker_faults / v[k].frames;
 				v[k].caller_us[i] = t.thread * 1e6 / v[k].frames;
 				v[k].worker_us[i] = (t.cpu - t.thread) * 1e6 / v[k].frames;
 				v[k].starved += starved;
 			}
 		}
+		if (i >= 0 && ncpus > 1) {
+			by_cpu[c][0][n_by_cpu[c]] = v[0].cpu[i];
+			by_cpu[c][1][n_by_cpu[c]++] = v[1].cpu[i] / v[0].cpu[i];
+		}
 	}
+	if (ncpus > 1)
+		CHECK(bench_unpin_all(cpus, ncpus));
 	n_cap = v[1].d.n_cap;
 	for (unsigned k = 1; k < 3; k++) {
 		dsess_stats(&h, &v[k].d, &st[k]);
@@ -721,6 +768,19 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 		printf(" %.3f", pair[i]);
 	}
 	printf("  (median %.3f)\n", bench_median(pair, reps));
+	/*
+	 * The two CPUs apart: a gap between them in (a) is the machine (the same code on another
+	 * CPU), which pinning keeps out of the ratios.
+	 */
+	if (ncpus > 1)
+		printf("  decoding pinned, CPUs alternating: (a) on CPU %d %.1f fps, on CPU %d %.1f fps;"
+		       " (b)/(a) pairs %.3f and %.3f\n",
+		       cpus[0], bench_median(by_cpu[0][0], n_by_cpu[0]), cpus[1],
+		       bench_median(by_cpu[1][0], n_by_cpu[1]),
+		       bench_median(by_cpu[0][1], n_by_cpu[0]),
+		       bench_median(by_cpu[1][1], n_by_cpu[1]));
+	else
+		printf("  one CPU: client and worker share it, nothing pinned\n");
 	for (unsigned k = 0; k < 3; k++) {
 		med[k] = bench_median(v[k].cpu, reps);
 		best[k] = v[k].cpu[reps - 1]; /* sorted by bench_median() */
@@ -728,6 +788,8 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 		waits[k][0] = bench_median(v[k].caller_waits, reps);
 		waits[k][1] = bench_median(v[k].worker_waits, reps);
 		waits[k][2] = bench_median(v[k].preempted, reps);
+		waits[k][3] = bench_median(v[k].caller_faults, reps);
+		waits[k][4] = bench_median(v[k].worker_faults, reps);
 		us[k][0] = bench_median(v[k].caller_us, reps);
 		us[k][1] = bench_median(v[k].worker_us, reps);
 	}
@@ -756,13 +818,15 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 	/*
 	 * Where the time goes: the calling thread (bare libavcodec decodes there; for the device
 	 * it is the client) and the other threads (the device's worker), and how often each
-	 * slept: a worker that waits for input or for a CAPTURE buffer shows here.
+	 * slept: a worker that waits for input or for a CAPTURE buffer shows here. Page faults
+	 * are expensive in a VM: memory a thread's allocator gives back and takes again shows.
 	 */
 	printf("  per frame (medians)            caller CPU us  worker CPU us  caller waits"
-	       "  worker waits  preempted\n");
+	       "  worker waits  preempted  caller faults  worker faults\n");
 	for (unsigned k = 0; k < 3; k++)
-		printf("  %-28s  %13.1f  %13.1f  %12.2f  %12.2f  %9.2f\n", v[k].name, us[k][0],
-		       us[k][1], waits[k][0], waits[k][1], waits[k][2]);
+		printf("  %-28s  %13.1f  %13.1f  %12.2f  %12.2f  %9.2f  %13.2f  %13.2f\n",
+		       v[k].name, us[k][0], us[k][1], waits[k][0], waits[k][1], waits[k][2],
+		       waits[k][3], waits[k][4]);
 	printf("  wake-ups that found no OUTPUT buffer queued with input left: (b) %u, (c) %u\n",
 	       v[1].starved, v[2].starved);
 	for (unsigned k = 0; k < 3; k++) {
@@ -771,6 +835,8 @@ bench_size(const char *dir, unsigned width, unsigned height, unsigned nframes, u
 		g_free(v[k].caller_waits);
 		g_free(v[k].worker_waits);
 		g_free(v[k].preempted);
+		g_free(v[k].caller_faults);
+		g_free(v[k].worker_faults);
 		g_free(v[k].caller_us);
 		g_free(v[k].worker_us);
 	}
@@ -792,13 +858,18 @@ main(void)
 	 */
 	unsigned n_out = bench_env_uint("CROSSBUF_BENCH_OUTPUT_BUFFERS", 16, MAX_OUT + 1);
 	unsigned cap_extra = bench_env_uint("CROSSBUF_BENCH_CAPTURE_EXTRA", 8, MAX_CAP);
+	/* The first two CPUs the process may use (taskset chooses them), or one. */
+	int cpus[2];
+	unsigned ncpus = bench_cpus(cpus, 2);
 
 	if (!dir)
 		die("no temporary folder");
+	if (ncpus == 0)
+		die("sched_getaffinity: %s", strerror(errno));
 	if (only != 720)
-		bench_size(dir, 1920, 1080, frames, reps, n_out, cap_extra);
+		bench_size(dir, 1920, 1080, frames, reps, n_out, cap_extra, cpus, ncpus);
 	if (only != 1080)
-		bench_size(dir, 1280, 720, frames, reps, n_out, cap_extra);
+		bench_size(dir, 1280, 720, frames, reps, n_out, cap_extra, cpus, ncpus);
 	g_rmdir(dir);
 	return 0;
 }

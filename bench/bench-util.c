@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "bench-util.h"
 
+#include <dirent.h>
 #include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +79,79 @@ bench_median(double *v, size_t n)
 		return 0;
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+unsigned
+bench_cpus(int *cpus, unsigned max)
+{
+	cpu_set_t set;
+	unsigned n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 0;
+	for (int c = 0; c < CPU_SETSIZE && n < max; c++) {
+		if (CPU_ISSET(c, &set))
+			cpus[n++] = c;
+	}
+	return n;
+}
+
+static int
+set_affinity(pid_t tid, const int *cpus, unsigned n)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (unsigned i = 0; i < n; i++)
+		CPU_SET(cpus[i], &set);
+	return sched_setaffinity(tid, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+int
+bench_pin_self(int cpu)
+{
+	return set_affinity(0, &cpu, 1);
+}
+
+/* Sets the affinity of every thread of the process (but the caller's unless with_self). */
+static int
+set_affinity_all(bool with_self, const int *cpus, unsigned n)
+{
+	pid_t self = gettid();
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int count = 0, r = 0;
+
+	if (d == NULL)
+		return -errno;
+	while ((e = readdir(d)) != NULL && r == 0) {
+		pid_t tid = (pid_t)strtol(e->d_name, NULL, 10);
+
+		if (tid <= 0 || (tid == self && !with_self))
+			continue;
+		/* A thread that exited since readdir() is not an error. */
+		r = set_affinity(tid, cpus, n);
+		if (r == -ESRCH)
+			r = 0;
+		else if (r == 0)
+			count++;
+	}
+	closedir(d);
+	return r < 0 ? r : count;
+}
+
+int
+bench_pin_others(int cpu)
+{
+	return set_affinity_all(false, &cpu, 1);
+}
+
+int
+bench_unpin_all(const int *cpus, unsigned n)
+{
+	int r = set_affinity_all(true, cpus, n);
+
+	return r < 0 ? r : 0;
 }
 
 unsigned

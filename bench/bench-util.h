@@ -27,6 +27,22 @@ uint64_t bench_percentile_u64(uint64_t *v, size_t n, double p);
 /* Sorts v in place; the median of its n values. */
 double bench_median(double *v, size_t n);
 
+/*
+ * CPU placement. A shared VM's vCPUs need not be equally fast (another tenant on a host
+ * core's sibling, interrupts landing on one of them: on the 2-vCPU machine of
+ * docs/performance.md one decoded 5% slower than the other for minutes), so a benchmark that
+ * compares threads puts the threads it compares on the same CPU.
+ *
+ * bench_cpus: the CPUs the calling thread may run on, ascending, at most max of them: their
+ * count (0 on error). bench_pin_self: pins the calling thread to cpu. bench_pin_others: pins
+ * every other thread of the process to cpu, returns how many. bench_unpin_all: lets every
+ * thread of the process run on the n CPUs again. All but bench_cpus return -errno on error.
+ */
+unsigned bench_cpus(int *cpus, unsigned max);
+int bench_pin_self(int cpu);
+int bench_pin_others(int cpu);
+int bench_unpin_all(const int *cpus, unsigned n);
+
 /* $name as a number in 1..max-1, else def (unset, empty, 0, too large or not a number). */
 unsigned bench_env_uint(const char *name, unsigned def, unsigned max);
 
