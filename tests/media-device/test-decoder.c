@@ -780,6 +780,54 @@ test_sessions_decode_concurrently(void)
 	g_free(c);
 }
 
+/*
+ * With more CAPTURE buffers queued than the stream needs, the decoder reuses the memory the
+ * codec let go of last (cache-warm) rather than rotating through every queued buffer. The
+ * fake codec holds one reference, so decoding one frame at a time and queueing each buffer
+ * back at once needs 2 buffers in turn; in queue order it would have gone through all 8.
+ */
+static void
+test_capture_reuse_warm(void)
+{
+	enum { CAP = 8, FRAMES = 16 };
+	struct harness h;
+	struct vmdrv_session *s;
+	struct stream_out o;
+	struct stream_cap c;
+	bool used[CAP] = {false};
+	unsigned distinct = 0;
+	uint8_t fill = 0x10;
+
+	harness_init(&h, false, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+	out_setup_mmap(s, 4, &o);
+	out_queue_frames(&h, s, &o, 0, W, H, &fill, 1, 0, 0);
+	wait_source_change(s);
+	cap_setup_mmap(s, V4L2_PIX_FMT_NV12, CAP, &c);
+	g_assert_cmpuint(c.count, ==, CAP);
+	for (unsigned i = 0; i < FRAMES; i++) {
+		struct v4l2_buffer b;
+		struct v4l2_plane p[3];
+
+		if (i > 0) {
+			fill = (uint8_t)(0x10 + i);
+			out_queue_frames(&h, s, &o, i % o.count, W, H, &fill, 1, 0, i);
+		}
+		g_assert_cmpint(cap_dequeue(s, &b, p), ==, 0);
+		g_assert_cmpuint(b.timestamp.tv_usec, ==, i);
+		g_assert_cmpuint(b.index, <, CAP);
+		distinct += !used[b.index];
+		used[b.index] = true;
+		cap_queue(s, &c, b.index);
+		g_assert_cmpuint(out_dequeue(s), ==, i % o.count);
+	}
+	g_assert_cmpuint(distinct, ==, 2);
+	vmdrv_close(s);
+	cap_unmap(&h, &c);
+	out_unmap(&h, &o);
+	harness_fini(&h);
+}
+
 static void
 test_drain_busy(void)
 {
@@ -932,6 +980,7 @@ main(int argc, char **argv)
 	cb_test_add("/media-device/decoder/shared-pages", test_shared_pages);
 	cb_test_add("/media-device/decoder/sessions-decode-concurrently",
 		    test_sessions_decode_concurrently);
+	cb_test_add("/media-device/decoder/capture-reuse-warm", test_capture_reuse_warm);
 	cb_test_add("/media-device/decoder/drain-busy", test_drain_busy);
 	cb_test_add("/media-device/decoder/seek-during-drain", test_seek_during_drain);
 	return g_test_run();
