@@ -1660,20 +1660,28 @@ ctrl_frames_error(struct decoder *dec)
 
 /*
  * The decoder's controls, in id order: QUERYCTRL's V4L2_CTRL_FLAG_NEXT_CTRL walks the
- * table. Every control is read-only and volatile; get() runs with dec->lock held, so the
- * controls of one G_EXT_CTRLS are read at one instant while the worker decodes.
+ * table. As in Linux's control framework, the class's own control (V4L2_CID_USER_CLASS,
+ * neither readable nor writable) comes first. Every other control is read-only and
+ * volatile; get() runs with dec->lock held, so the controls of one G_EXT_CTRLS are read at
+ * one instant while the worker decodes. None is a compound control.
  */
 struct ctrl_desc {
 	uint32_t id;
-	uint32_t type; /* V4L2_CTRL_TYPE_INTEGER or V4L2_CTRL_TYPE_INTEGER64 */
+	uint32_t type; /* V4L2_CTRL_TYPE_CTRL_CLASS, V4L2_CTRL_TYPE_INTEGER or ..._INTEGER64 */
 	const char *name;
 	int64_t minimum, maximum;
 	uint32_t flags;
 	bool default_is_current; /* the default value is the current one, else minimum */
-	int64_t (*get)(struct decoder *dec);
+	int64_t (*get)(struct decoder *dec); /* NULL for the class control */
 };
 
 static const struct ctrl_desc ctrls[] = {
+	{
+		.id = V4L2_CID_USER_CLASS,
+		.type = V4L2_CTRL_TYPE_CTRL_CLASS,
+		.name = "User Controls",
+		.flags = V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_WRITE_ONLY,
+	},
 	{
 		.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE,
 		.type = V4L2_CTRL_TYPE_INTEGER,
@@ -1726,12 +1734,20 @@ ctrl_default(struct decoder *dec, const struct ctrl_desc *d)
 	return d->default_is_current ? d->get(dec) : d->minimum;
 }
 
+/*
+ * The flags in the id choose what enumeration returns, as in Linux: NEXT_CTRL the next
+ * ordinary control, NEXT_COMPOUND the next compound one (the decoder has none), both any.
+ */
 static int
 ioc_query_ext_ctrl(struct decoder *dec, struct v4l2_query_ext_ctrl *q)
 {
 	uint32_t next = q->id & (V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND);
-	const struct ctrl_desc *d = next ? ctrl_next(q->id & ~next) : ctrl_find(q->id);
+	uint32_t id = q->id & V4L2_CTRL_ID_MASK;
+	const struct ctrl_desc *d;
 
+	if (next == V4L2_CTRL_FLAG_NEXT_COMPOUND)
+		return -EINVAL;
+	d = next ? ctrl_next(id) : ctrl_find(id);
 	if (d == NULL)
 		return -EINVAL;
 	memset(q, 0, sizeof(*q));
@@ -1740,7 +1756,7 @@ ioc_query_ext_ctrl(struct decoder *dec, struct v4l2_query_ext_ctrl *q)
 	snprintf(q->name, sizeof(q->name), "%s", d->name);
 	q->minimum = d->minimum;
 	q->maximum = d->maximum;
-	q->step = 1;
+	q->step = d->type == V4L2_CTRL_TYPE_CTRL_CLASS ? 0 : 1;
 	q->default_value = ctrl_default(dec, d);
 	q->flags = d->flags;
 	q->elem_size = d->type == V4L2_CTRL_TYPE_INTEGER64 ? sizeof(int64_t) : sizeof(int32_t);
@@ -1773,18 +1789,23 @@ ioc_queryctrl(struct decoder *dec, struct v4l2_queryctrl *q)
 	return 0;
 }
 
-/* G_CTRL and S_CTRL take 32-bit controls only (64-bit ones are EINVAL, as in V4L2). */
+/*
+ * G_CTRL and S_CTRL take 32-bit controls only (64-bit ones are EINVAL, as in V4L2); the class
+ * control can be neither read nor written (EACCES).
+ */
 static int
 ioc_g_s_ctrl(struct decoder *dec, struct v4l2_control *c, bool get)
 {
 	const struct ctrl_desc *d = ctrl_find(c->id);
 
-	if (d == NULL || d->type != V4L2_CTRL_TYPE_INTEGER)
+	if (d == NULL || d->type == V4L2_CTRL_TYPE_INTEGER64)
 		return -EINVAL;
 	if (!get) {
 		assert(d->flags & V4L2_CTRL_FLAG_READ_ONLY); /* there is no writable control */
 		return -EACCES;
 	}
+	if (d->flags & V4L2_CTRL_FLAG_WRITE_ONLY)
+		return -EACCES;
 	c->value = (int32_t)d->get(dec);
 	return 0;
 }
@@ -1796,10 +1817,11 @@ enum ext_ctrls_op {
 };
 
 /*
- * Unknown controls first (EINVAL), then read-only ones (EACCES), with error_idx as Linux
- * sets it (v4l2-ctrls-api.c, checked by v4l2-compliance): a failure of this validation
- * step is reported at count for G_EXT_CTRLS and S_EXT_CTRLS ("no control was touched"),
- * and at the failing control for TRY_EXT_CTRLS.
+ * Unknown controls first (EINVAL), then read-only ones for TRY and S, write-only ones (the
+ * class control) for G (EACCES), with error_idx as Linux sets it (v4l2-ctrls-api.c, checked
+ * by v4l2-compliance): a failure of this validation step is reported at count for
+ * G_EXT_CTRLS and S_EXT_CTRLS ("no control was touched"), and at the failing control for
+ * TRY_EXT_CTRLS.
  */
 static int
 ioc_ext_ctrls(struct decoder *dec, struct vmd_command *cmd, enum ext_ctrls_op op)
@@ -1830,6 +1852,10 @@ ioc_ext_ctrls(struct decoder *dec, struct vmd_command *cmd, enum ext_ctrls_op op
 			c->error_idx = op == EXT_CTRLS_TRY ? i : c->count;
 			return -EINVAL;
 		}
+	}
+	for (uint32_t i = 0; get && i < c->count; i++) {
+		if (d[i]->flags & V4L2_CTRL_FLAG_WRITE_ONLY)
+			return -EACCES;
 	}
 	for (uint32_t i = 0; i < c->count; i++) {
 		int64_t v;

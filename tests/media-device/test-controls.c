@@ -16,10 +16,11 @@
 #define W 64
 #define H 48
 
-/* Every control of the decoder, in id order. */
+/* Every control of the decoder, in id order: the class control first, as in Linux. */
 static const uint32_t all_ids[] = {
-	V4L2_CID_MIN_BUFFERS_FOR_CAPTURE, CROSSBUF_CID_FRAMES_DECODED, CROSSBUF_CID_FRAMES_COPIED,
-	CROSSBUF_CID_BYTES_COPIED,        CROSSBUF_CID_OBJECT_LOOKUPS, CROSSBUF_CID_FRAMES_ERROR,
+	V4L2_CID_USER_CLASS,        V4L2_CID_MIN_BUFFERS_FOR_CAPTURE, CROSSBUF_CID_FRAMES_DECODED,
+	CROSSBUF_CID_FRAMES_COPIED, CROSSBUF_CID_BYTES_COPIED,        CROSSBUF_CID_OBJECT_LOOKUPS,
+	CROSSBUF_CID_FRAMES_ERROR,
 };
 
 enum { N_COUNTERS = 5 };
@@ -143,10 +144,22 @@ test_enumerate(void)
 	for (size_t i = 0; i < G_N_ELEMENTS(all_ids); i++) {
 		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYCTRL, &q), ==, 0);
 		g_assert_cmpuint(q.id, ==, all_ids[i]);
-		g_assert_cmpuint(q.flags, ==, V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_VOLATILE);
 		g_assert_cmpuint(strnlen((const char *)q.name, sizeof(q.name)), <, sizeof(q.name));
 		g_assert_cmpuint(strlen((const char *)q.name), >, 0);
 		if (i == 0) {
+			/* The class control: neither readable nor writable, no range. */
+			g_assert_cmpuint(q.type, ==, V4L2_CTRL_TYPE_CTRL_CLASS);
+			g_assert_cmpuint(q.flags, ==,
+					 V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_WRITE_ONLY);
+			g_assert_cmpstr((const char *)q.name, ==, "User Controls");
+			g_assert_cmpint(q.minimum, ==, 0);
+			g_assert_cmpint(q.maximum, ==, 0);
+			g_assert_cmpint(q.step, ==, 0);
+			q.id |= V4L2_CTRL_FLAG_NEXT_CTRL;
+			continue;
+		}
+		g_assert_cmpuint(q.flags, ==, V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_VOLATILE);
+		if (i == 1) {
 			g_assert_cmpuint(q.type, ==, V4L2_CTRL_TYPE_INTEGER);
 			g_assert_cmpint(q.minimum, ==, 1);
 			g_assert_cmpint(q.maximum, ==, DECODER_MAX_BUFFERS);
@@ -182,6 +195,70 @@ test_enumerate(void)
 	}
 	q = (struct v4l2_queryctrl){.id = CROSSBUF_CID_BASE - 1};
 	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYCTRL, &q), ==, -EINVAL);
+
+	vmdrv_close(s);
+	harness_fini(&h);
+}
+
+/*
+ * What Linux's control framework does beyond the controls themselves: the class control, the
+ * enumeration flags (NEXT_COMPOUND alone finds only compound controls: none here) and the
+ * flag bits of the id.
+ */
+static void
+test_class_and_flags(void)
+{
+	struct harness h;
+	struct vmdrv_session *s;
+	struct v4l2_query_ext_ctrl qe = {.id = V4L2_CID_USER_CLASS};
+	struct v4l2_queryctrl q = {.id = V4L2_CTRL_FLAG_NEXT_COMPOUND};
+	struct v4l2_control c = {.id = V4L2_CID_USER_CLASS};
+	struct v4l2_ext_control ec[2] = {{.id = CROSSBUF_CID_FRAMES_DECODED, .value64 = -7},
+					 {.id = V4L2_CID_USER_CLASS, .value = -7}};
+	uint32_t idx;
+
+	harness_init(&h, false, 0);
+	g_assert_cmpint(vmdrv_open(h.drv, &s), ==, 0);
+
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERY_EXT_CTRL, &qe), ==, 0);
+	g_assert_cmpuint(qe.type, ==, V4L2_CTRL_TYPE_CTRL_CLASS);
+	g_assert_cmpstr(qe.name, ==, "User Controls");
+	g_assert_cmpuint(qe.flags, ==, V4L2_CTRL_FLAG_READ_ONLY | V4L2_CTRL_FLAG_WRITE_ONLY);
+	g_assert_cmpuint(qe.elem_size, ==, sizeof(int32_t));
+	g_assert_cmpuint(qe.elems, ==, 1);
+	g_assert_cmpuint(qe.step, ==, 0);
+
+	/* NEXT_COMPOUND alone: there is no compound control. */
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYCTRL, &q), ==, -EINVAL);
+	qe = (struct v4l2_query_ext_ctrl){.id = V4L2_CID_USER_CLASS | V4L2_CTRL_FLAG_NEXT_COMPOUND};
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERY_EXT_CTRL, &qe), ==, -EINVAL);
+	/* Both flags: every control, the same walk as NEXT_CTRL. */
+	q.id = V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND;
+	for (size_t i = 0; i < G_N_ELEMENTS(all_ids); i++) {
+		g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYCTRL, &q), ==, 0);
+		g_assert_cmpuint(q.id, ==, all_ids[i]);
+		q.id |= V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND;
+	}
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYCTRL, &q), ==, -EINVAL);
+	/* The id's two other flag bits are not part of it either. */
+	q = (struct v4l2_queryctrl){.id = V4L2_CID_MIN_BUFFERS_FOR_CAPTURE | 0x30000000};
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_QUERYCTRL, &q), ==, 0);
+	g_assert_cmpuint(q.id, ==, V4L2_CID_MIN_BUFFERS_FOR_CAPTURE);
+
+	/* The class control can be neither read nor written. */
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_G_CTRL, &c), ==, -EACCES);
+	g_assert_cmpint(vmdrv_ioctl(s, VIDIOC_S_CTRL, &c), ==, -EACCES);
+	g_assert_cmpint(ext_ctrls(s, VIDIOC_G_EXT_CTRLS, 0, ec, 2, &idx), ==, -EACCES);
+	g_assert_cmpuint(idx, ==, 2);
+	g_assert_cmpint(ext_ctrls(s, VIDIOC_G_EXT_CTRLS, V4L2_CTRL_WHICH_DEF_VAL, ec, 2, &idx), ==,
+			-EACCES);
+	g_assert_cmpuint(idx, ==, 2);
+	g_assert_cmpint(ec[0].value64, ==, -7); /* no control was read */
+	g_assert_cmpint(ext_ctrls(s, VIDIOC_TRY_EXT_CTRLS, 0, &ec[1], 1, &idx), ==, -EACCES);
+	g_assert_cmpuint(idx, ==, 0);
+	g_assert_cmpint(ext_ctrls(s, VIDIOC_S_EXT_CTRLS, 0, &ec[1], 1, &idx), ==, -EACCES);
+	g_assert_cmpuint(idx, ==, 1);
+	g_assert_cmpint(ec[1].value, ==, -7);
 
 	vmdrv_close(s);
 	harness_fini(&h);
@@ -599,6 +676,7 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	cb_test_add("/media-device/controls/error-idx", test_error_idx);
 	cb_test_add("/media-device/controls/enumerate", test_enumerate);
+	cb_test_add("/media-device/controls/class-and-flags", test_class_and_flags);
 	cb_test_add("/media-device/controls/query-ext", test_query_ext);
 	cb_test_add("/media-device/controls/g-s-ctrl-64bit", test_g_s_ctrl);
 	cb_test_add("/media-device/controls/read-only", test_read_only);
