@@ -39,6 +39,7 @@ struct options {
 	const char *gpu_socket, *media_socket;
 	const char *dump_ram;
 	uint64_t ram_size;
+	struct guest_vm_options vm;
 	bool keep_logs;
 	bool verbose;
 };
@@ -85,6 +86,8 @@ usage(FILE *f)
 	      "      --progress            a line per displayed frame on stdout\n"
 	      "      --dump-guest-ram=FILE write guest RAM to FILE on exit\n"
 	      "      --ram-size=MIB        guest RAM (default 64)\n"
+	      "      --timeout=SECONDS     how long a device may take to answer a request, or\n"
+	      "                            the decoder to make progress (0.1 to 3600, default 10)\n"
 	      "      --gpu-socket=PATH     a running crossbuf-gpu (or other vhost-user-gpu backend)\n"
 	      "      --media-socket=PATH   a running crossbuf-media\n"
 	      "      --broker=PATH         the crossbufd those devices use (for the checks)\n"
@@ -112,6 +115,25 @@ parse_uint(const char *arg, const char *what, unsigned max, unsigned *ret)
 	return 0;
 }
 
+/* Seconds, with a fraction if wanted, to milliseconds: 0.1 s to GUEST_VM_TIMEOUT_MAX_MS. */
+static int
+parse_timeout(const char *arg, unsigned *ret_ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (*arg == '\0' || *end != '\0' || errno != 0 || !(v >= 0.1) ||
+	    v > GUEST_VM_TIMEOUT_MAX_MS / 1000) {
+		log_msg("--timeout: \"%s\" is not a number of seconds from 0.1 to %d", arg,
+			GUEST_VM_TIMEOUT_MAX_MS / 1000);
+		return -EINVAL;
+	}
+	*ret_ms = (unsigned)(v * 1000 + 0.5);
+	return 0;
+}
+
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
@@ -123,6 +145,7 @@ parse_options(int argc, char **argv, struct options *o)
 		OPT_PROGRESS,
 		OPT_DUMP,
 		OPT_RAM,
+		OPT_TIMEOUT,
 		OPT_GPU,
 		OPT_MEDIA,
 		OPT_BROKER,
@@ -141,6 +164,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"dump-guest-ram", required_argument, NULL, OPT_DUMP},
 		{"ram-size", required_argument, NULL, OPT_RAM},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"gpu-socket", required_argument, NULL, OPT_GPU},
 		{"media-socket", required_argument, NULL, OPT_MEDIA},
 		{"broker", required_argument, NULL, OPT_BROKER},
@@ -197,6 +221,10 @@ parse_options(int argc, char **argv, struct options *o)
 				log_msg("--ram-size: 4 to 65536 MiB");
 				return -EINVAL;
 			}
+			break;
+		case OPT_TIMEOUT:
+			if (parse_timeout(optarg, &o->vm.timeout_ms) < 0)
+				return -EINVAL;
 			break;
 		case OPT_GPU:
 			o->gpu_socket = optarg;
@@ -433,7 +461,7 @@ main(int argc, char **argv)
 		o.pipeline.png_dir = NULL;
 	}
 
-	r = guest_vm_new(o.gpu_socket, o.media_socket, o.ram_size, &vm);
+	r = guest_vm_new_with(o.gpu_socket, o.media_socket, o.ram_size, &o.vm, &vm);
 	if (r < 0) {
 		log_msg("cannot bring up the guest's devices: %s", strerror(-r));
 		host_stop(&h, o.keep_logs, true);

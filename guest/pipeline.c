@@ -48,6 +48,8 @@ struct pipeline {
 	struct guest_stream *stream;
 	struct crossbuf_client *display; /* the host display's registry client, or NULL */
 	struct rowscan *rows;
+	unsigned timeout_ms;   /* the guest's request timeout */
+	char media_error[128]; /* media_strerror()'s text */
 
 	/* OUTPUT */
 	void *out_ptr[N_OUT];
@@ -103,12 +105,16 @@ static int _printf_(3, 4) fail(struct pipeline *p, int r, const char *fmt, ...)
 
 /* Names what went wrong with a device request. */
 static const char *
-media_strerror(int r)
+media_strerror(struct pipeline *p, int r)
 {
 	if (r == -ECONNRESET)
 		return "the virtio-media device hung up";
-	if (r == -ETIMEDOUT)
-		return "the virtio-media device did not answer in time (stuck?)";
+	if (r == -ETIMEDOUT) {
+		snprintf(p->media_error, sizeof(p->media_error),
+			 "the virtio-media device did not answer in time (%.1f s; stuck?)",
+			 p->timeout_ms / 1000.0);
+		return p->media_error;
+	}
 	return strerror(-r);
 }
 
@@ -118,7 +124,7 @@ media_ioctl(struct pipeline *p, unsigned long req, void *arg, const char *what)
 	int r = vmdrv_ioctl(p->s, req, arg);
 
 	if (r < 0)
-		return fail(p, r, "%s: %s", what, media_strerror(r));
+		return fail(p, r, "%s: %s", what, media_strerror(p, r));
 	return 0;
 }
 
@@ -131,8 +137,10 @@ gpu_check(struct pipeline *p, int r, const char *what, uint32_t resource_id)
 		return fail(p, r, "%s of resource %u: the virtio-gpu device hung up", what,
 			    resource_id);
 	if (r == -ETIMEDOUT)
-		return fail(p, r, "%s of resource %u: the virtio-gpu device did not answer in time",
-			    what, resource_id);
+		return fail(p, r,
+			    "%s of resource %u: the virtio-gpu device did not answer in time "
+			    "(%.1f s; stuck?)",
+			    what, resource_id, p->timeout_ms / 1000.0);
 	if (r < 0)
 		return fail(p, r, "%s of resource %u: %s", what, resource_id, strerror(-r));
 	return fail(p, -EIO, "%s of resource %u: virtio-gpu answered 0x%x", what, resource_id,
@@ -279,7 +287,7 @@ queue_capture(struct pipeline *p, unsigned i)
 
 	if (r < 0)
 		return fail(p, r, "QBUF of scanout resource %u as an object buffer: %s",
-			    p->cap[i].resource_id, media_strerror(r));
+			    p->cap[i].resource_id, media_strerror(p, r));
 	return 0;
 }
 
@@ -441,7 +449,7 @@ output_setup(struct pipeline *p)
 		r = vmdrv_mmap(p->s, planes[0].m.mem_offset, true, &p->out_ptr[i], &p->out_addr[i],
 			       &len);
 		if (r < 0)
-			return fail(p, r, "MMAP of OUTPUT buffer %u: %s", i, media_strerror(r));
+			return fail(p, r, "MMAP of OUTPUT buffer %u: %s", i, media_strerror(p, r));
 		p->out_size = (uint32_t)MIN((uint64_t)p->out_size, len);
 		p->out_free[i] = true;
 	}
@@ -675,7 +683,7 @@ dequeue(struct pipeline *p, bool *progress)
 		if (r == -EAGAIN)
 			break;
 		if (r < 0 && r != -EPIPE)
-			return fail(p, r, "DQBUF(CAPTURE): %s", media_strerror(r));
+			return fail(p, r, "DQBUF(CAPTURE): %s", media_strerror(p, r));
 		*progress = true;
 		if (r == 0 && b.index >= p->n_cap)
 			return fail(p, -EPROTO, "the decoder returned CAPTURE buffer %u of %u",
@@ -737,11 +745,12 @@ run(struct pipeline *p, struct guest_vm *vm)
 			return fail(p, -ECONNRESET, "the virtio-media device hung up");
 		if (idle_since == 0)
 			idle_since = now_ns();
-		else if (now_ns() - idle_since > (uint64_t)GUEST_VM_TIMEOUT_MS * 1000000)
+		else if (now_ns() - idle_since > (uint64_t)guest_vm_timeout_ms(vm) * 1000000)
 			return fail(p, -ETIMEDOUT,
-				    "the decoder made no progress for %d s (%u frames displayed, "
+				    "the decoder made no progress for %.1f s (%u frames displayed, "
 				    "%u packets queued)",
-				    GUEST_VM_TIMEOUT_MS / 1000, p->res->frames, p->res->packets);
+				    guest_vm_timeout_ms(vm) / 1000.0, p->res->frames,
+				    p->res->packets);
 		vmdrv_poll(p->s, POLL_MS);
 	}
 	return 0;
@@ -919,6 +928,7 @@ pipeline_run(struct guest_vm *vm, const struct pipeline_options *o, struct pipel
 
 	memset(res, 0, sizeof(*res));
 	p.retired.fd = -1;
+	p.timeout_ms = guest_vm_timeout_ms(vm);
 	p.gpu = guest_vm_gpu(vm);
 	p.drv = guest_vm_media(vm);
 	p.queued_ns = g_array_new(false, false, sizeof(uint64_t));
@@ -951,7 +961,7 @@ pipeline_run(struct guest_vm *vm, const struct pipeline_options *o, struct pipel
 	r = vmdrv_open(p.drv, &p.s);
 	if (r < 0) {
 		p.s = NULL;
-		r = fail(&p, r, "OPEN of a decoder session: %s", media_strerror(r));
+		r = fail(&p, r, "OPEN of a decoder session: %s", media_strerror(&p, r));
 		goto out;
 	}
 	vmdrv_set_timeout(p.s, 0);

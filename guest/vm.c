@@ -27,6 +27,7 @@ struct gpu_link {
 	struct vu_frontend *f;
 	struct gpu_guest *drv;
 	uint64_t scratch;
+	unsigned timeout_ms;
 	bool dead;
 };
 
@@ -44,6 +45,7 @@ struct media_link {
 	unsigned n_evbuf;                 /* of ev_gpa, posted */
 	int ev_of_head[MEDIA_QUEUE_SIZE]; /* eventq head -> event buffer */
 	uint64_t in_gpa, out_gpa;
+	unsigned timeout_ms;
 
 	pthread_t pump;
 	bool pump_started;
@@ -58,6 +60,7 @@ struct media_link {
 };
 
 struct guest_vm {
+	unsigned timeout_ms;
 	struct vu_frontend *ram_owner; /* the first connected frontend */
 	struct gpu_link *gpu;
 	struct media_link *media;
@@ -122,7 +125,7 @@ gpu_submit(void *userdata, const struct cb_request *req)
 	if (r >= 0)
 		r = vu_frontend_queue_kick(g->f, q);
 	if (r >= 0)
-		r = vu_frontend_queue_wait(g->f, q, GUEST_VM_TIMEOUT_MS, &used_head, &used_len);
+		r = vu_frontend_queue_wait(g->f, q, (int)g->timeout_ms, &used_head, &used_len);
 	if (r < 0) {
 		/* Hung up, or stuck: either way this device is gone for the guest. */
 		g->dead = true;
@@ -150,7 +153,7 @@ gpu_link_free(struct gpu_link *g)
 }
 
 static int
-gpu_link_new(struct vu_frontend *f, struct gpu_link **ret)
+gpu_link_new(struct vu_frontend *f, unsigned timeout_ms, struct gpu_link **ret)
 {
 	struct gpu_link *g = calloc(1, sizeof(*g));
 	int r;
@@ -160,6 +163,7 @@ gpu_link_new(struct vu_frontend *f, struct gpu_link **ret)
 		return -ENOMEM;
 	}
 	g->f = f;
+	g->timeout_ms = timeout_ms;
 	r = vu_frontend_negotiate(f, GUEST_VM_GPU_FEATURES, GUEST_VM_GPU_PROTOCOL_FEATURES);
 	if (r >= 0 && !(vu_frontend_features(f) & (1ull << VIRTIO_GPU_F_RESOURCE_UUID)))
 		r = -EPROTONOSUPPORT; /* no ASSIGN_UUID: nothing to share */
@@ -354,7 +358,12 @@ media_submit(void *userdata, const struct cb_request *req, size_t *ret_used)
 	int r = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += GUEST_VM_TIMEOUT_MS / 1000;
+	deadline.tv_sec += m->timeout_ms / 1000;
+	deadline.tv_nsec += (long)(m->timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&m->submit_lock);
 	pthread_mutex_lock(&m->lock);
 	if (m->stop || m->dead) {
@@ -462,7 +471,8 @@ media_link_setup(struct media_link *m)
 }
 
 static int
-media_link_new(struct vu_frontend *f, unsigned n_evbuf, struct media_link **ret)
+media_link_new(struct vu_frontend *f, unsigned n_evbuf, unsigned timeout_ms,
+	       struct media_link **ret)
 {
 	struct media_link *m = calloc(1, sizeof(*m));
 	pthread_condattr_t attr;
@@ -474,6 +484,7 @@ media_link_new(struct vu_frontend *f, unsigned n_evbuf, struct media_link **ret)
 	}
 	m->f = f;
 	m->n_evbuf = n_evbuf;
+	m->timeout_ms = timeout_ms;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->submit_lock, NULL);
 	/* Request deadlines on the monotonic clock: a wall clock step is no timeout. */
@@ -506,15 +517,17 @@ guest_vm_new_with(const char *gpu_socket, const char *media_socket, uint64_t ram
 {
 	unsigned n_evbuf =
 		opts && opts->media_event_buffers ? opts->media_event_buffers : MEDIA_N_EVBUF;
+	unsigned timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : GUEST_VM_TIMEOUT_MS;
 	struct guest_vm *vm;
 	struct vu_frontend *gf = NULL, *mf = NULL;
 	int r = 0;
 
-	if (ret == NULL || n_evbuf > MEDIA_N_EVBUF)
+	if (ret == NULL || n_evbuf > MEDIA_N_EVBUF || timeout_ms > GUEST_VM_TIMEOUT_MAX_MS)
 		return -EINVAL;
 	vm = calloc(1, sizeof(*vm));
 	if (vm == NULL)
 		return -ENOMEM;
+	vm->timeout_ms = timeout_ms;
 	if (gpu_socket)
 		r = guest_vm_connect(gpu_socket, ram_size, &gf);
 	if (r >= 0 && media_socket) {
@@ -531,9 +544,9 @@ guest_vm_new_with(const char *gpu_socket, const char *media_socket, uint64_t ram
 	}
 	vm->ram_owner = gf ? gf : mf;
 	if (gf)
-		r = gpu_link_new(gf, &vm->gpu);
+		r = gpu_link_new(gf, timeout_ms, &vm->gpu);
 	if (r >= 0 && mf)
-		r = media_link_new(mf, n_evbuf, &vm->media);
+		r = media_link_new(mf, n_evbuf, timeout_ms, &vm->media);
 	else if (mf)
 		vu_frontend_free(mf);
 	if (r < 0) {
@@ -552,6 +565,12 @@ guest_vm_free(struct guest_vm *vm)
 	media_link_free(vm->media);
 	gpu_link_free(vm->gpu);
 	free(vm);
+}
+
+unsigned
+guest_vm_timeout_ms(const struct guest_vm *vm)
+{
+	return vm->timeout_ms;
 }
 
 struct gpu_guest *

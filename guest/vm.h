@@ -29,8 +29,12 @@
 struct guest_vm;
 struct vu_frontend;
 
-/* How long one request may take before the device counts as stuck. */
-#define GUEST_VM_TIMEOUT_MS 10000
+/*
+ * How long one request may take before the device counts as stuck: the default, and the
+ * longest guest_vm_options.timeout_ms takes.
+ */
+#define GUEST_VM_TIMEOUT_MS     10000
+#define GUEST_VM_TIMEOUT_MAX_MS 3600000
 
 /*
  * What the machine asks of each device: the virtio features (the gpu's without
@@ -59,6 +63,8 @@ struct guest_vm_options {
 	 * (0: all of them). With fewer, events wait in the device's backlog.
 	 */
 	unsigned media_event_buffers;
+	/* Per request, 1..GUEST_VM_TIMEOUT_MAX_MS (0: GUEST_VM_TIMEOUT_MS). */
+	unsigned timeout_ms;
 };
 
 /* Connects to both devices (either socket may be NULL: that device is absent). */
@@ -76,6 +82,8 @@ void guest_vm_free(struct guest_vm *vm);
  */
 int guest_vm_connect(const char *socket, uint64_t ram_size, struct vu_frontend **ret);
 
+/* The request timeout in force, in milliseconds. */
+unsigned guest_vm_timeout_ms(const struct guest_vm *vm);
 /* The virtio-gpu driver, or NULL without that device. */
 struct gpu_guest *guest_vm_gpu(struct guest_vm *vm);
 /* The virtio-media driver, or NULL without that device. */

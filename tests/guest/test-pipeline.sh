@@ -30,7 +30,7 @@ play() { # play NAME [ARGS...]
 	grep -q "framemd5 *$want of $want frames match" "$work/out" || { cat "$work/out"; return 1; }
 }
 
-echo "1..29"
+echo "1..30"
 
 for s in h264-176x100.h264 hevc-176x100.hevc vp8-176x100.ivf vp9-176x100.ivf \
 	h264-change.h264 vp9-change.ivf; do
@@ -141,14 +141,14 @@ if [[ -f $work/long.mp4 ]]; then
 
 	d=$work/stop-media
 	start_host "$d"
-	guest_on "$d" --input "$work/long.mp4" --realtime --progress
+	guest_on "$d" --input "$work/long.mp4" --realtime --progress --timeout 1.5
 	check "media stuck: the tool is mid-stream" wait_frame "$d" 10
 	kill -STOP "$media"
 	wait "$tool" 2>/dev/null
 	status=$?
 	kill -CONT "$media"
-	check "media stuck (SIGSTOP): the tool gives up after its timeout, exit 1" \
-		exited_saying "$status" "$d" 1 "virtio-media device did not answer in time"
+	check "media stuck (SIGSTOP): the tool gives up after its --timeout, exit 1" \
+		exited_saying "$status" "$d" 1 "virtio-media device did not answer in time (1.5 s"
 	check "media stuck: the tool freed its scanout resources" no_entries "$d"
 	kill -TERM "$gpu" "$media" "$broker"
 
@@ -183,5 +183,10 @@ check "usage errors: exit 2" bash -c '
 	"$0" 2>/dev/null; a=$?; "$0" --input x --frames -1 2>/dev/null; b=$?;
 	"$0" --input x --gpu-socket /s 2>/dev/null; c=$?; [[ $a == 2 && $b == 2 && $c == 2 ]]' \
 	"$CROSSBUF_GUEST"
+check "--timeout out of range or not a number: exit 2 with the reason" bash -c '
+	for t in 0 0.05 3601 abc nan inf -1 ""; do
+		"$0" --input x --timeout "$t" 2>"$1/e"; [[ $? == 2 ]] || exit 1
+		grep -q "is not a number of seconds from 0.1 to 3600" "$1/e" || exit 1
+	done' "$CROSSBUF_GUEST" "$work"
 
 tap_exit
