@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker.h"
 
+#include "core.h"
+#include "macro.h"
+#include "packet.h"
+#include "policy.h"
+#include "protocol.h"
+#include "state.h"
+
 #include <crossbuf/crossbuf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,13 +19,8 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
-
-#include "core.h"
-#include "macro.h"
-#include "packet.h"
-#include "policy.h"
-#include "protocol.h"
 
 /*
  * Limits on what one client can make the broker hold. A client whose queue of unsent
@@ -26,9 +28,9 @@
  * are cut at MAX_LIST_ENTRIES. A client that sends MAX_PROTOCOL_ERRORS malformed
  * messages is disconnected.
  */
-#define MAX_QUEUED	    1024
-#define MAX_LIST_ENTRIES    65536
-#define MAX_PROTOCOL_ERRORS 64
+#define MAX_QUEUED              1024
+#define MAX_LIST_ENTRIES        65536
+#define MAX_PROTOCOL_ERRORS     64
 /* Connections that have not said HELLO yet, beyond max_clients sessions. */
 #define MAX_PENDING_CONNECTIONS 64
 
@@ -43,9 +45,9 @@ struct conn {
 	int fd;
 	struct ucred cred;
 	struct cb_session *session; /* NULL until HELLO */
-	GQueue out;		    /* struct out_packet waiting for the socket */
+	GQueue out;                 /* struct out_packet waiting for the socket */
 	unsigned protocol_errors;
-	bool dead;	 /* to be freed once the current event is handled */
+	bool dead;       /* to be freed once the current event is handled */
 	bool list_reply; /* exempt from MAX_QUEUED while answering LIST */
 	uint32_t events; /* the epoll events registered */
 };
@@ -57,6 +59,10 @@ struct cb_broker {
 	int reserve_fd; /* closed to accept-and-drop a client when out of fds */
 	const struct cb_policy *policy;
 	struct cb_core *core;
+	struct cb_state *state; /* NULL: no state file */
+	int timer_fd;           /* the end of the reservations; -1 when none are pending */
+	unsigned hold_ms;
+	bool state_failed; /* the last write to the state file failed (logged once) */
 	GHashTable *conns; /* struct conn * set */
 	GPtrArray *dead;   /* conns to free after the current event */
 	unsigned n_pending;
@@ -64,8 +70,7 @@ struct cb_broker {
 	bool quit;
 };
 
-_printf_(2, 3) static void
-conn_log(const struct conn *c, const char *fmt, ...)
+_printf_(2, 3) static void conn_log(const struct conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -131,7 +136,7 @@ conn_update_events(struct conn *c)
 {
 	/* While replies wait to be sent, read no more requests: the client must read first. */
 	uint32_t want = g_queue_is_empty(&c->out) ? EPOLLIN : EPOLLOUT;
-	struct epoll_event ev = { .events = want, .data.ptr = c };
+	struct epoll_event ev = {.events = want, .data.ptr = c};
 
 	if (c->dead || want == c->events)
 		return;
@@ -215,7 +220,7 @@ notify_removed(void *userdata, const uint8_t uuid[CROSSBUF_UUID_SIZE],
 {
 	struct conn *c = userdata;
 	struct cb_msg_event_removed ev = {
-		.hdr = { .type = CB_MSG_EVENT_REMOVED, .size = sizeof(ev) },
+		.hdr = {.type = CB_MSG_EVENT_REMOVED, .size = sizeof(ev)},
 		.reason = reason,
 	};
 
@@ -283,7 +288,7 @@ send_list_entry(void *userdata, const uint8_t uuid[CROSSBUF_UUID_SIZE],
 {
 	struct list_ctx *ctx = userdata;
 	struct cb_msg_list_entry m = {
-		.hdr = { .type = CB_MSG_LIST_ENTRY, .serial = ctx->serial, .size = sizeof(m) },
+		.hdr = {.type = CB_MSG_LIST_ENTRY, .serial = ctx->serial, .size = sizeof(m)},
 		.client_id = owner->client_id,
 		.pid = owner->pid,
 		.uid = owner->uid,
@@ -369,8 +374,8 @@ handle_request(struct conn *c, const struct cb_request_msg *m, int fd)
 		reply(c, m->serial, m->type, r, NULL, 0, -1);
 		return;
 	case CB_MSG_LIST: {
-		struct list_ctx ctx = { .conn = c, .serial = m->serial };
-		struct cb_reply_list result = { 0 };
+		struct list_ctx ctx = {.conn = c, .serial = m->serial};
+		struct cb_reply_list result = {0};
 		c->list_reply = true;
 		r = cb_session_list(s, send_list_entry, &ctx);
 		c->list_reply = false;
@@ -380,7 +385,7 @@ handle_request(struct conn *c, const struct cb_request_msg *m, int fd)
 	}
 	case CB_MSG_STATS: {
 		struct crossbuf_stats st;
-		struct cb_reply_stats result = { 0 };
+		struct cb_reply_stats result = {0};
 		r = cb_session_stats(s, &st);
 		if (r == 0) {
 			result.entries = st.entries;
@@ -425,7 +430,7 @@ conn_readable(struct conn *c)
 	}
 	if (r < 0) {
 		/* Its fds are closed; answer the request it carried, if its header arrived. */
-		struct cb_msg_header hdr = { 0 };
+		struct cb_msg_header hdr = {0};
 		if (len >= sizeof(hdr))
 			memcpy(&hdr, buf, sizeof(hdr));
 		conn_log(c, "%s request dropped: %s", cb_msg_type_name(hdr.type), g_strerror(-r));
@@ -503,7 +508,7 @@ accept_one(struct cb_broker *b)
 		g_free(c);
 		return;
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = c };
+	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
 	if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		close(fd);
 		g_free(c);
@@ -514,9 +519,103 @@ accept_one(struct cb_broker *b)
 	g_hash_table_add(b->conns, c);
 }
 
+/* Logs the first of a run of failed writes to the state file, and the end of the run. */
+static void
+state_result(struct cb_broker *b, int r, const char *what)
+{
+	if (r < 0 && !b->state_failed)
+		fprintf(stderr,
+			"crossbufd: cannot %s the state file: %s; UUIDs may not be held for "
+			"their exporters after a restart\n",
+			what, g_strerror(-r));
+	else if (r == 0 && b->state_failed)
+		fprintf(stderr, "crossbufd: the state file is written again\n");
+	b->state_failed = r < 0;
+}
+
+/* Replaces the state file with the registered entries and the pending reservations. */
+static void
+state_rewrite(struct cb_broker *b)
+{
+	cb_state_rewrite_begin(b->state);
+	cb_core_walk(b->core, cb_state_rewrite_add, b->state);
+	state_result(b, cb_state_rewrite_finish(b->state), "rewrite");
+}
+
+static void
+on_record(void *userdata, const struct cb_entry_record *record, bool added)
+{
+	struct cb_broker *b = userdata;
+	size_t live = (size_t)cb_core_entries(b->core) + cb_core_reservations(b->core);
+
+	state_result(b, cb_state_append(b->state, record, added), "append to");
+	if (cb_state_appended(b->state) > 2 * live + STATE_SLACK_RECORDS)
+		state_rewrite(b);
+}
+
+/*
+ * Reads the state file a previous broker left: its entries are held for their exporters
+ * for hold_ms. A file too large to read is logged and replaced.
+ */
+static int
+state_open(struct cb_broker *b, const char *path)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+	struct itimerspec when = {.it_value = {.tv_sec = b->hold_ms / 1000,
+					       .tv_nsec = (long)(b->hold_ms % 1000) * 1000000L}};
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &b->timer_fd};
+	unsigned skipped = 0, held = 0;
+	int r;
+
+	r = cb_state_open(path, &b->state, &entries, &skipped);
+	if (r == -EFBIG) {
+		fprintf(stderr, "crossbufd: %s is larger than %zu bytes: not read, replaced\n",
+			path, STATE_MAX_FILE_SIZE);
+		if (unlink(path) < 0)
+			return negative_errno();
+		r = cb_state_open(path, &b->state, &entries, &skipped);
+	}
+	if (r < 0) {
+		fprintf(stderr, "crossbufd: cannot open the state file %s: %s\n", path,
+			g_strerror(-r));
+		return r;
+	}
+	if (skipped > 0)
+		fprintf(stderr, "crossbufd: %s: %u lines skipped (cut short or damaged)\n", path,
+			skipped);
+	for (unsigned i = 0; b->hold_ms > 0 && i < entries->len; i++)
+		held += cb_core_reserve(b->core, entries->pdata[i]) == 0;
+	state_rewrite(b);
+	cb_core_set_record_fn(b->core, on_record, b);
+	if (held == 0)
+		return 0;
+	fprintf(stderr, "crossbufd: %u UUIDs held for their exporters for %.1f s\n", held,
+		b->hold_ms / 1000.0);
+	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (b->timer_fd < 0 || timerfd_settime(b->timer_fd, 0, &when, NULL) < 0 ||
+	    epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, b->timer_fd, &ev) < 0)
+		return negative_errno();
+	return 0;
+}
+
+/* The reclaim time is over: what was not registered again is free for anyone. */
+static void
+reservations_end(struct cb_broker *b)
+{
+	unsigned left = cb_core_reservations(b->core);
+
+	epoll_ctl(b->epoll_fd, EPOLL_CTL_DEL, b->timer_fd, NULL);
+	b->timer_fd = safe_close(b->timer_fd);
+	cb_core_end_reservations(b->core);
+	if (left > 0)
+		fprintf(stderr, "crossbufd: %u held UUIDs were not registered again: released\n",
+			left);
+	state_rewrite(b);
+}
+
 int
-cb_broker_new(int listen_fd, const struct cb_policy *policy, bool verbose,
-	      struct cb_broker **ret_broker)
+cb_broker_new(int listen_fd, const struct cb_policy *policy, const char *state_path,
+	      unsigned hold_ms, bool verbose, struct cb_broker **ret_broker)
 {
 	const struct cb_policy_limits *pl = cb_policy_limits(policy);
 	struct cb_core_limits limits = {
@@ -530,6 +629,8 @@ cb_broker_new(int listen_fd, const struct cb_policy *policy, bool verbose,
 	int r;
 
 	b->listen_fd = listen_fd;
+	b->timer_fd = -1;
+	b->hold_ms = hold_ms;
 	b->policy = policy;
 	b->verbose = verbose;
 	b->conns = g_hash_table_new(NULL, NULL);
@@ -547,16 +648,18 @@ cb_broker_new(int listen_fd, const struct cb_policy *policy, bool verbose,
 	r = cb_core_new(&limits, &b->core);
 	if (r < 0)
 		goto fail;
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &b->listen_fd };
+	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &b->listen_fd};
 	if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
 		r = negative_errno();
 		goto fail;
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &b->signal_fd };
+	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &b->signal_fd};
 	if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, b->signal_fd, &ev) < 0) {
 		r = negative_errno();
 		goto fail;
 	}
+	if (state_path != NULL && (r = state_open(b, state_path)) < 0)
+		goto fail;
 	*ret_broker = b;
 	return 0;
 fail:
@@ -580,6 +683,8 @@ cb_broker_run(struct cb_broker *b)
 			void *p = events[i].data.ptr;
 			if (p == &b->listen_fd) {
 				accept_one(b);
+			} else if (p == &b->timer_fd) {
+				reservations_end(b);
 			} else if (p == &b->signal_fd) {
 				struct signalfd_siginfo si;
 				if (read(b->signal_fd, &si, sizeof(si)) == sizeof(si))
@@ -603,6 +708,12 @@ cb_broker_free(struct cb_broker *b)
 
 	if (b == NULL)
 		return;
+	/*
+	 * The entries go with their clients now, but only because the broker stops: the state
+	 * file keeps them, for the next broker to hold for their exporters.
+	 */
+	if (b->core != NULL)
+		cb_core_set_record_fn(b->core, NULL, NULL);
 	if (b->conns != NULL) {
 		g_hash_table_iter_init(&iter, b->conns);
 		while (g_hash_table_iter_next(&iter, &key, NULL))
@@ -613,6 +724,8 @@ cb_broker_free(struct cb_broker *b)
 	if (b->dead != NULL)
 		g_ptr_array_unref(b->dead);
 	cb_core_free(b->core);
+	cb_state_free(b->state);
+	safe_close(b->timer_fd);
 	safe_close(b->listen_fd);
 	safe_close(b->epoll_fd);
 	safe_close(b->signal_fd);

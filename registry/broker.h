@@ -12,11 +12,20 @@ struct cb_broker;
 struct cb_policy;
 
 /*
- * Takes listen_fd (even on failure) and keeps policy (borrowed: it must outlive the
- * broker). verbose logs every request.
+ * After a restart, how long the UUIDs of the state file stay held for their exporters by
+ * default: a libcrossbuf client retries its reconnection for 5 s, then registers its entries
+ * again.
  */
-int cb_broker_new(int listen_fd, const struct cb_policy *policy, bool verbose,
-		  struct cb_broker **ret_broker);
+#define CB_BROKER_HOLD_MS 10000
+
+/*
+ * Takes listen_fd (even on failure) and keeps policy (borrowed: it must outlive the
+ * broker). state_path (NULL: none) is the state file (state.h): every entry is recorded
+ * there, and the UUIDs a previous broker left there are held for their exporters for
+ * hold_ms (0: not held). verbose logs every request.
+ */
+int cb_broker_new(int listen_fd, const struct cb_policy *policy, const char *state_path,
+		  unsigned hold_ms, bool verbose, struct cb_broker **ret_broker);
 /* Runs until SIGTERM or SIGINT (blocked by the caller and read through a signalfd). */
 int cb_broker_run(struct cb_broker *broker);
 void cb_broker_free(struct cb_broker *broker);

@@ -1,22 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 #include "core.h"
 
+#include "buffer.h"
+#include "macro.h"
+#include "table.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/queue.h>
-
-#include "buffer.h"
-#include "macro.h"
-#include "table.h"
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct watch;
 
 struct entry {
 	uint8_t uuid[CROSSBUF_UUID_SIZE];
-	int fd; /* owned */
+	int fd;            /* owned */
+	uint64_t dev, ino; /* the fd's inode, for the state file */
 	struct crossbuf_buffer_info info;
 	struct cb_session *owner;
 	LIST_ENTRY(entry) owner_link;
@@ -53,9 +56,18 @@ struct cb_session {
 	LIST_HEAD(, watch) watches;
 };
 
+/* A UUID held for its owner after a broker restart (cb_core_reserve()). */
+struct reservation {
+	struct cb_entry_record record; /* record.domain points at domain */
+	char domain[CROSSBUF_DOMAIN_SIZE];
+};
+
 struct cb_core {
 	struct cb_core_limits limits;
-	GHashTable *domains; /* name -> struct domain */
+	GHashTable *domains;      /* name -> struct domain */
+	GHashTable *reservations; /* reservation_key() -> struct reservation */
+	cb_core_record_fn record_fn;
+	void *record_data;
 	unsigned n_sessions;
 	uint32_t next_session_id;
 	struct crossbuf_stats stats;
@@ -94,6 +106,7 @@ cb_core_new(const struct cb_core_limits *limits, struct cb_core **ret_core)
 
 	core->limits = *limits;
 	core->domains = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, domain_free);
+	core->reservations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	core->next_session_id = 1;
 	*ret_core = core;
 	return 0;
@@ -107,6 +120,7 @@ cb_core_free(struct cb_core *core)
 	/* Sessions belong to their callers, who must have ended them. */
 	assert(core->n_sessions == 0);
 	g_hash_table_unref(core->domains);
+	g_hash_table_unref(core->reservations);
 	g_free(core);
 }
 
@@ -184,6 +198,38 @@ watch_free(struct watch *w)
 	g_free(w);
 }
 
+static struct cb_entry_record
+entry_record(const struct entry *e)
+{
+	struct cb_entry_record r = {.domain = e->owner->domain->name,
+				    .dev = e->dev,
+				    .ino = e->ino,
+				    .flags = e->info.flags};
+
+	memcpy(r.uuid, e->uuid, CROSSBUF_UUID_SIZE);
+	return r;
+}
+
+static void
+record(struct cb_core *core, const struct entry *e, bool added)
+{
+	if (core->record_fn != NULL) {
+		struct cb_entry_record r = entry_record(e);
+
+		core->record_fn(core->record_data, &r, added);
+	}
+}
+
+/* "DOMAIN/UUID": the reservations' key. */
+static char *
+reservation_key(const char *domain, const uint8_t uuid[CROSSBUF_UUID_SIZE])
+{
+	char text[CROSSBUF_UUID_STRING_SIZE];
+
+	crossbuf_uuid_to_string(uuid, text);
+	return g_strdup_printf("%s/%s", domain, text);
+}
+
 /* Takes e out of its domain and its owner, tells its watchers why, and frees it. */
 static void
 entry_destroy(struct cb_core *core, struct entry *e, enum crossbuf_removal_reason reason)
@@ -192,6 +238,7 @@ entry_destroy(struct cb_core *core, struct entry *e, enum crossbuf_removal_reaso
 	struct watch *w;
 	void *removed;
 
+	record(core, e, false);
 	removed = cb_table_remove(owner->domain->table, e->uuid);
 	assert(removed == e);
 	(void)removed;
@@ -257,7 +304,10 @@ cb_session_export(struct cb_session *s, const uint8_t *uuid, int fd,
 	struct cb_core *core = s->core;
 	_cleanup_close_ int owned = fd;
 	enum crossbuf_fd_kind kind;
+	g_autofree char *key = NULL;
+	struct reservation *held = NULL;
 	uint64_t size;
+	struct stat st;
 	struct entry *e;
 	int r;
 
@@ -276,6 +326,19 @@ cb_session_export(struct cb_session *s, const uint8_t *uuid, int fd,
 	r = cb_buffer_info_check(info, kind, size, ret_reason);
 	if (r < 0)
 		return refused(core, r);
+	if (fstat(fd, &st) < 0)
+		return refused(core, negative_errno());
+	if (uuid != NULL && g_hash_table_size(core->reservations) > 0) {
+		key = reservation_key(s->domain->name, uuid);
+		held = g_hash_table_lookup(core->reservations, key);
+		if (held != NULL && (held->record.dev != (uint64_t)st.st_dev ||
+				     held->record.ino != (uint64_t)st.st_ino ||
+				     ((held->record.flags & CROSSBUF_BUFFER_PROTECTED) &&
+				      !(info->flags & CROSSBUF_BUFFER_PROTECTED)))) {
+			*ret_reason = "the UUID is held for its exporter after a broker restart";
+			return refused(core, -EEXIST);
+		}
+	}
 
 	e = g_new0(struct entry, 1);
 	if (uuid != NULL) {
@@ -291,6 +354,8 @@ cb_session_export(struct cb_session *s, const uint8_t *uuid, int fd,
 		return refused(core, r);
 	}
 	e->fd = TAKE_FD(owned);
+	e->dev = (uint64_t)st.st_dev;
+	e->ino = (uint64_t)st.st_ino;
 	e->info = *info;
 	e->info.fd_kind = kind;
 	e->info.size = size;
@@ -300,6 +365,9 @@ cb_session_export(struct cb_session *s, const uint8_t *uuid, int fd,
 	s->n_entries++;
 	core->stats.entries++;
 	core->stats.exports++;
+	if (held != NULL)
+		g_hash_table_remove(core->reservations, key); /* its owner is back */
+	record(core, e, true);
 	if (ret_uuid != NULL)
 		memcpy(ret_uuid, e->uuid, CROSSBUF_UUID_SIZE);
 	return 0;
@@ -342,7 +410,8 @@ find_watch(struct entry *e, struct cb_session *s)
 {
 	struct watch *w;
 
-	LIST_FOREACH(w, &e->watchers, entry_link) {
+	LIST_FOREACH(w, &e->watchers, entry_link)
+	{
 		if (w->session == s)
 			return w;
 	}
@@ -433,4 +502,84 @@ cb_session_stats(struct cb_session *s, struct crossbuf_stats *ret_stats)
 		return refused(s->core, -EPERM);
 	*ret_stats = s->core->stats;
 	return 0;
+}
+
+/* --- Across a broker restart ------------------------------------------------------------- */
+
+void
+cb_core_set_record_fn(struct cb_core *core, cb_core_record_fn fn, void *userdata)
+{
+	core->record_fn = fn;
+	core->record_data = userdata;
+}
+
+int
+cb_core_reserve(struct cb_core *core, const struct cb_entry_record *record)
+{
+	struct domain *d;
+	struct reservation *res;
+	char *key;
+
+	if (!cb_domain_name_valid(record->domain) || crossbuf_uuid_is_reserved(record->uuid))
+		return -EINVAL;
+	d = g_hash_table_lookup(core->domains, record->domain);
+	if (d != NULL && cb_table_get(d->table, record->uuid) != NULL)
+		return -EEXIST;
+	key = reservation_key(record->domain, record->uuid);
+	if (g_hash_table_contains(core->reservations, key)) {
+		g_free(key);
+		return -EEXIST;
+	}
+	res = g_new0(struct reservation, 1);
+	res->record = *record;
+	g_strlcpy(res->domain, record->domain, sizeof(res->domain));
+	res->record.domain = res->domain;
+	g_hash_table_insert(core->reservations, key, res);
+	return 0;
+}
+
+void
+cb_core_end_reservations(struct cb_core *core)
+{
+	g_hash_table_remove_all(core->reservations);
+}
+
+unsigned
+cb_core_reservations(const struct cb_core *core)
+{
+	return g_hash_table_size(core->reservations);
+}
+
+unsigned
+cb_core_entries(const struct cb_core *core)
+{
+	return (unsigned)core->stats.entries;
+}
+
+void
+cb_core_walk(struct cb_core *core, cb_core_record_fn fn, void *userdata)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, core->domains);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		struct domain *d = value;
+		struct cb_table_iter ti;
+		const uint8_t *uuid;
+		void *e;
+
+		cb_table_iter_init(&ti);
+		while (cb_table_iter_next(d->table, &ti, &uuid, &e)) {
+			struct cb_entry_record r = entry_record(e);
+
+			fn(userdata, &r, true);
+		}
+	}
+	g_hash_table_iter_init(&iter, core->reservations);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		const struct reservation *res = value;
+
+		fn(userdata, &res->record, true);
+	}
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <crossbuf/crossbuf.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -85,3 +86,36 @@ int cb_session_stats(struct cb_session *session, struct crossbuf_stats *ret_stat
 
 /* 1..63 bytes of [A-Za-z0-9._-]. */
 int cb_domain_name_valid(const char *domain);
+
+/*
+ * Across a broker restart (crossbufd's state file, state.h). An entry is recorded by what
+ * names it and the buffer it holds: the fd's inode, which only a process holding that
+ * buffer can show again.
+ */
+struct cb_entry_record {
+	const char *domain;
+	uint8_t uuid[CROSSBUF_UUID_SIZE];
+	uint64_t dev, ino; /* st_dev and st_ino of the buffer's fd */
+	uint32_t flags;    /* crossbuf_buffer_info.flags */
+};
+
+/* An entry was registered (added) or went away. Must not call back into the core. */
+typedef void (*cb_core_record_fn)(void *userdata, const struct cb_entry_record *record, bool added);
+/* fn (NULL: none) is told of every entry registered and removed from now on. */
+void cb_core_set_record_fn(struct cb_core *core, cb_core_record_fn fn, void *userdata);
+
+/*
+ * Holds record->uuid in record->domain for the exporter that had it before a restart: until
+ * cb_core_end_reservations(), an export of that UUID there succeeds only with the same
+ * buffer (same inode) and, if the entry was protected, protected again; any other is
+ * -EEXIST. The first matching export takes the reservation. -EEXIST if the UUID is already
+ * registered or reserved there, -EINVAL for a bad domain or reserved UUID.
+ */
+int cb_core_reserve(struct cb_core *core, const struct cb_entry_record *record);
+void cb_core_end_reservations(struct cb_core *core);
+unsigned cb_core_reservations(const struct cb_core *core);
+/* The registered entries. */
+unsigned cb_core_entries(const struct cb_core *core);
+
+/* Calls fn (added = true) for every registered entry and every reservation. */
+void cb_core_walk(struct cb_core *core, cb_core_record_fn fn, void *userdata);

@@ -4,6 +4,12 @@
  * every device process of every VM on the host, and hands buffers out according to the
  * policy in its config file. It never maps a buffer.
  */
+#include "broker.h"
+#include "config.h"
+#include "macro.h"
+#include "policy.h"
+
+#include <crossbuf/crossbuf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,13 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "config.h"
-#include "macro.h"
-#include "policy.h"
-#include <crossbuf/crossbuf.h>
-
-#define DEFAULT_CONFIG CROSSBUF_SYSCONFDIR "/crossbuf/crossbufd.conf"
+#define DEFAULT_CONFIG      CROSSBUF_SYSCONFDIR "/crossbuf/crossbufd.conf"
 #define SD_LISTEN_FDS_START 3
 
 static void
@@ -37,6 +37,12 @@ usage(FILE *f)
 		"  -s, --socket=PATH       listen on PATH (default: $CROSSBUF_SOCKET, else %s)\n"
 		"  -c, --config=FILE       policy file (default: %s; absent = built-in defaults)\n"
 		"  -m, --socket-mode=MODE  permissions of a socket it creates (octal, default 0660)\n"
+		"      --state-file=PATH   where the registered UUIDs are recorded, so that a\n"
+		"                          restarted broker holds them for their exporters\n"
+		"                          (default: $RUNTIME_DIRECTORY/crossbufd.state when systemd\n"
+		"                          sets it, else none; empty: none)\n"
+		"      --hold-time=SECONDS how long a restarted broker holds them (0 to 3600,\n"
+		"                          default 10)\n"
 		"  -v, --verbose           log every request\n"
 		"  -h, --help              show this help\n"
 		"  -V, --version           show the version\n"
@@ -62,7 +68,8 @@ activated_socket(void)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
 	if (strtol(fds, NULL, 10) != 1) {
-		fprintf(stderr, "crossbufd: expected one activated socket, got LISTEN_FDS=%s\n", fds);
+		fprintf(stderr, "crossbufd: expected one activated socket, got LISTEN_FDS=%s\n",
+			fds);
 		return -EINVAL;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET) {
@@ -81,7 +88,7 @@ activated_socket(void)
 static int
 listen_socket(const char *path, mode_t mode)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = -1;
 	g_autofree char *dir = NULL;
 
@@ -119,6 +126,23 @@ listen_socket(const char *path, mode_t mode)
 	return TAKE_FD(fd);
 }
 
+/*
+ * The state file when none is named: in systemd's RuntimeDirectory= (the first, if several),
+ * which outlives a restart of the service; NULL without one.
+ */
+static char *
+default_state_file(void)
+{
+	const char *runtime = getenv("RUNTIME_DIRECTORY");
+
+	if (runtime != NULL && runtime[0] == '/') {
+		g_autofree char *first = g_strndup(runtime, strcspn(runtime, ":"));
+
+		return g_build_filename(first, "crossbufd.state", NULL);
+	}
+	return NULL;
+}
+
 /* As many fds as the hard limit allows: every entry holds one. */
 static void
 raise_fd_limit(void)
@@ -137,20 +161,23 @@ int
 main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "socket-mode", required_argument, NULL, 'm' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"config", required_argument, NULL, 'c'},
+		{"socket-mode", required_argument, NULL, 'm'},
+		{"state-file", required_argument, NULL, 'S'},
+		{"hold-time", required_argument, NULL, 'H'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
 	};
-	const char *socket_path = NULL, *config = DEFAULT_CONFIG;
-	g_autofree char *error = NULL;
+	const char *socket_path = NULL, *config = DEFAULT_CONFIG, *state_option = NULL;
+	g_autofree char *error = NULL, *state_file = NULL;
 	struct cb_policy *policy = NULL;
 	struct cb_broker *broker = NULL;
 	bool verbose = false, created = false;
 	mode_t mode = 0660;
+	unsigned hold_ms = CB_BROKER_HOLD_MS;
 	sigset_t mask;
 	int opt, fd, r;
 
@@ -170,6 +197,24 @@ main(int argc, char **argv)
 				return 2;
 			}
 			mode = (mode_t)m;
+			break;
+		}
+		case 'S':
+			state_option = optarg;
+			break;
+		case 'H': {
+			char *end;
+			unsigned long t;
+
+			errno = 0;
+			t = strtoul(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end != '\0' || errno != 0 ||
+			    t > 3600) {
+				fprintf(stderr, "crossbufd: bad --hold-time '%s' (0 to 3600 s)\n",
+					optarg);
+				return 2;
+			}
+			hold_ms = (unsigned)t * 1000;
 			break;
 		}
 		case 'v':
@@ -223,13 +268,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	r = cb_broker_new(fd, policy, verbose, &broker);
+	if (state_option != NULL)
+		state_file = state_option[0] != '\0' ? g_strdup(state_option) : NULL;
+	else
+		state_file = default_state_file();
+	r = cb_broker_new(fd, policy, state_file, hold_ms, verbose, &broker);
 	if (r < 0) {
 		fprintf(stderr, "crossbufd: cannot start: %s\n", g_strerror(-r));
 		cb_policy_free(policy);
+		if (created)
+			unlink(socket_path);
 		return 1;
 	}
-	fprintf(stderr, "crossbufd %s: listening on %s\n", CROSSBUF_VERSION, socket_path);
+	fprintf(stderr, "crossbufd %s: listening on %s, state file %s\n", CROSSBUF_VERSION,
+		socket_path, state_file != NULL ? state_file : "(none)");
 	r = cb_broker_run(broker);
 	cb_broker_free(broker);
 	cb_policy_free(policy);

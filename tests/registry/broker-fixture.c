@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker-fixture.h"
+
 #include "testutil.h"
 
 #include <errno.h>
@@ -33,17 +34,25 @@ spawn(struct broker *b, unsigned nofile)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		if (nofile > 0) {
-			/*
-			 * Through prlimit(1): under valgrind, setrlimit() here would only change
-			 * valgrind's view of this process, not the broker's real limit.
-			 */
+		{
+			g_autofree char *state = g_strdup_printf("--state-file=%s", b->state);
+			g_autofree char *hold =
+				g_strdup_printf("--hold-time=%s", b->hold ? b->hold : "10");
 			char limit[32];
-			g_snprintf(limit, sizeof(limit), "--nofile=%u", nofile);
-			execlp("prlimit", "prlimit", limit, exe, "--socket", b->socket, "--config",
-			       b->config, (char *)NULL);
-		} else {
-			execl(exe, exe, "--socket", b->socket, "--config", b->config, (char *)NULL);
+
+			if (nofile > 0) {
+				/*
+				 * Through prlimit(1): under valgrind, setrlimit() here would only
+				 * change valgrind's view of this process, not the broker's real
+				 * limit.
+				 */
+				g_snprintf(limit, sizeof(limit), "--nofile=%u", nofile);
+				execlp("prlimit", "prlimit", limit, exe, "--socket", b->socket,
+				       "--config", b->config, state, hold, (char *)NULL);
+			} else {
+				execl(exe, exe, "--socket", b->socket, "--config", b->config, state,
+				      hold, (char *)NULL);
+			}
 		}
 		_exit(127);
 	}
@@ -69,6 +78,7 @@ broker_start(struct broker *b, const char *config_text, unsigned nofile)
 	g_assert_nonnull(b->dir);
 	b->socket = g_build_filename(b->dir, "broker.sock", NULL);
 	b->config = g_build_filename(b->dir, "crossbufd.conf", NULL);
+	b->state = g_build_filename(b->dir, "crossbufd.state", NULL);
 	if (config_text != NULL)
 		g_assert_true(g_file_set_contents(b->config, config_text, -1, NULL));
 	spawn(b, nofile);
@@ -112,10 +122,13 @@ broker_stop(struct broker *b)
 	}
 	unlink(b->config);
 	unlink(b->socket);
+	if (b->state != NULL)
+		unlink(b->state);
 	rmdir(b->dir);
 	g_free(b->dir);
 	g_free(b->socket);
 	g_free(b->config);
+	g_free(b->state);
 }
 
 struct crossbuf_client *
@@ -134,7 +147,7 @@ broker_client(const struct broker *b, const char *domain, uint32_t rights)
 int
 broker_raw_connect(const struct broker *b)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	g_assert_cmpint(fd, >=, 0);
@@ -150,7 +163,7 @@ void
 broker_wait_entries(const struct broker *b, uint64_t entries)
 {
 	struct crossbuf_client *admin = broker_client(b, NULL, CROSSBUF_RIGHT_ADMIN);
-	struct crossbuf_stats st = { 0 };
+	struct crossbuf_stats st = {0};
 
 	for (int i = 0; i < 500; i++) {
 		g_assert_cmpint(crossbuf_client_get_stats(admin, &st), ==, 0);

@@ -11,14 +11,17 @@ struct broker {
 	char *dir;
 	char *socket;
 	char *config;
+	char *state;      /* its state file, in the folder */
+	const char *hold; /* its --hold-time, NULL: the default */
 };
 
 /*
  * Starts $CROSSBUFD with config_text (NULL: no config file, built-in defaults) on a socket
- * in a new temporary folder and waits until it accepts. nofile > 0 sets its RLIMIT_NOFILE.
+ * in a new temporary folder, with a state file there, and waits until it accepts.
+ * nofile > 0 sets its RLIMIT_NOFILE.
  */
 void broker_start(struct broker *b, const char *config_text, unsigned nofile);
-/* Starts it again on the same socket and config (after broker_kill). */
+/* Starts it again on the same socket, config and state file (after broker_kill). */
 void broker_restart(struct broker *b, unsigned nofile);
 /* SIGKILL, wait. */
 void broker_kill(struct broker *b);
@@ -26,8 +29,7 @@ void broker_kill(struct broker *b);
 void broker_stop(struct broker *b);
 
 /* A connected library client. */
-struct crossbuf_client *broker_client(const struct broker *b, const char *domain,
-				      uint32_t rights);
+struct crossbuf_client *broker_client(const struct broker *b, const char *domain, uint32_t rights);
 /* A raw SOCK_SEQPACKET connection to the broker, for speaking malformed protocol. */
 int broker_raw_connect(const struct broker *b);
 /*

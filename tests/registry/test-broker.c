@@ -494,6 +494,25 @@ test_unread_replies_do_not_block(void)
 
 /* --- broker restart ---------------------------------------------------------------------- */
 
+static bool
+broker_log_has(const struct broker *b, const char *text)
+{
+	g_autofree char *path = g_build_filename(b->dir, "broker.log", NULL);
+	g_autofree char *log = NULL;
+
+	return g_file_get_contents(path, &log, NULL, NULL) && strstr(log, text) != NULL;
+}
+
+/* Lets client notice the restart and register its entries again. */
+static void
+reconnect(struct crossbuf_client *client)
+{
+	struct pollfd p = {.fd = crossbuf_client_get_fd(client), .events = POLLIN};
+
+	g_assert_cmpint(poll(&p, 1, 5000), ==, 1);
+	g_assert_cmpint(crossbuf_client_dispatch(client), >=, 0);
+}
+
 static void
 test_broker_restart(void)
 {
@@ -515,11 +534,7 @@ test_broker_restart(void)
 	broker_restart(&b, 0);
 
 	/* The exporter notices on its next dispatch and registers its entry again. */
-	{
-		struct pollfd p = {.fd = crossbuf_client_get_fd(exporter), .events = POLLIN};
-		g_assert_cmpint(poll(&p, 1, 5000), ==, 1);
-		g_assert_cmpint(crossbuf_client_dispatch(exporter), >=, 0);
-	}
+	reconnect(exporter);
 	/* The importer reconnects on its next request and finds the same UUID. */
 	g_assert_cmpint(crossbuf_client_lookup(importer, uuid, &got, &again), ==, 0);
 	g_assert_cmpuint(got.resource_id, ==, 42);
@@ -628,6 +643,151 @@ test_broker_restart_watch_grace(void)
 	crossbuf_client_unref(back);
 	crossbuf_client_unref(gone);
 	crossbuf_client_unref(watcher);
+	broker_stop(&b);
+}
+
+/*
+ * The state file: a restarted broker holds each UUID for the exporter that had it (the one
+ * that shows the same buffer again), so that another client of the domain that knows the UUID
+ * cannot take it before the exporter is back.
+ */
+static void
+test_broker_restart_holds_uuids(void)
+{
+	struct broker b;
+	struct crossbuf_client *owner, *thief;
+	struct crossbuf_buffer_info info = rgb_info(), got;
+	uint8_t uuid[16], pattern[SIZE], *map;
+	int fd, other, held;
+
+	broker_start(&b, NULL, 0);
+	owner = broker_client(&b, NULL, 0);
+	cb_test_pattern(pattern, SIZE, 7);
+	fd = cb_test_memfd("owner", pattern, SIZE);
+	other = cb_test_memfd("thief", NULL, SIZE);
+	g_assert_cmpint(crossbuf_client_export(owner, fd, &info, uuid), ==, 0);
+
+	broker_kill(&b);
+	broker_restart(&b, 0);
+	/* Another client of the domain that knows the UUID is first: refused. */
+	thief = broker_client(&b, NULL, 0);
+	g_assert_true(broker_log_has(&b, "1 UUIDs held for their exporters"));
+	g_assert_cmpint(crossbuf_client_export_uuid(thief, uuid, other, &info), ==, -EEXIST);
+	/* The owner comes back with its buffer and has its UUID again. */
+	reconnect(owner);
+	g_assert_cmpint(crossbuf_client_lookup(thief, uuid, &got, &held), ==, 0);
+	map = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, held, 0);
+	g_assert_true(map != MAP_FAILED);
+	g_assert_cmpmem(map, SIZE, pattern, SIZE);
+	munmap(map, SIZE);
+	close(held);
+	g_assert_cmpint(crossbuf_client_export_uuid(thief, uuid, other, &info), ==, -EEXIST);
+
+	close(fd);
+	close(other);
+	crossbuf_client_unref(owner);
+	crossbuf_client_unref(thief);
+	broker_stop(&b);
+}
+
+/*
+ * The hold lasts --hold-time: an exporter that never comes back frees its UUID then. Also
+ * after a clean stop (SIGTERM): the state file outlives the broker either way. The same
+ * buffer shown by another client takes the UUID, but a protected entry only protected again.
+ */
+static void
+test_broker_restart_hold_ends(void)
+{
+	struct broker b;
+	struct crossbuf_client *owner, *other;
+	struct crossbuf_buffer_info info = rgb_info();
+	uint8_t uuid[16], uuid_prot[16];
+	int fd, fd_prot, fd_other, status, r = -EEXIST;
+
+	broker_start(&b, NULL, 0);
+	owner = broker_client(&b, NULL, 0);
+	fd = cb_test_memfd("gone", NULL, SIZE);
+	fd_prot = cb_test_memfd("protected", NULL, SIZE);
+	fd_other = cb_test_memfd("other", NULL, SIZE);
+	g_assert_cmpint(crossbuf_client_export(owner, fd, &info, uuid), ==, 0);
+	info.flags = CROSSBUF_BUFFER_PROTECTED;
+	g_assert_cmpint(crossbuf_client_export(owner, fd_prot, &info, uuid_prot), ==, 0);
+	info.flags = 0;
+
+	g_assert_cmpint(kill(b.pid, SIGTERM), ==, 0);
+	g_assert_cmpint(waitpid(b.pid, &status, 0), ==, b.pid);
+	g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	b.hold = "1";
+	broker_restart(&b, 0);
+	other = broker_client(&b, NULL, 0);
+	/* The protected entry's buffer, shown again without the flag: refused; with it: taken. */
+	g_assert_cmpint(crossbuf_client_export_uuid(other, uuid_prot, fd_prot, &info), ==, -EEXIST);
+	info.flags = CROSSBUF_BUFFER_PROTECTED;
+	g_assert_cmpint(crossbuf_client_export_uuid(other, uuid_prot, fd_prot, &info), ==, 0);
+	info.flags = 0;
+	/* The other UUID is held until the hold ends (1 s), then anyone's. */
+	g_assert_cmpint(crossbuf_client_export_uuid(other, uuid, fd_other, &info), ==, -EEXIST);
+	for (int i = 0; i < 100 && r == -EEXIST; i++) {
+		g_usleep(50000);
+		r = crossbuf_client_export_uuid(other, uuid, fd_other, &info);
+	}
+	g_assert_cmpint(r, ==, 0);
+	g_assert_true(broker_log_has(&b, "1 held UUIDs were not registered again: released"));
+
+	close(fd);
+	close(fd_prot);
+	close(fd_other);
+	crossbuf_client_unref(owner);
+	crossbuf_client_unref(other);
+	broker_stop(&b);
+}
+
+/* A state file cut short by a crash, or damaged, costs its bad lines, nothing else. */
+static void
+test_broker_state_file_damaged(void)
+{
+	struct broker b;
+	struct crossbuf_client *c;
+	struct crossbuf_buffer_info info = rgb_info();
+	static const uint8_t held[16] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x88,
+					 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01};
+	static const uint8_t freed[16] = {0x21, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x88,
+					  0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01};
+	static const char text[] = "crossbufd-state 1\n"
+				   "+ default 11223344-5566-4788-99aa-bbccddeeff01 1 2 0\n"
+				   "+ default 21223344-5566-4788-99aa-bbccddeeff01 1 3 0\n"
+				   "- default 21223344-5566-4788-99aa-bbccddeeff01\n"
+				   "garbage\n"
+				   "+ bad/domain 31223344-5566-4788-99aa-bbccddeeff01 1 4 0\n"
+				   "+ default not-a-uuid 1 5 0\n"
+				   "+ default 41223344-5566-4788-99aa-bbccddeeff01 1 -6 0\n"
+				   "+ default 51223344-5566-4788-99aa-bbccddeeff01 1 7 0 extra\n"
+				   "+ default 61223344-5566-4788-99aa-bbccddeeff01 1 8";
+	int fd;
+
+	broker_start(&b, NULL, 0);
+	broker_kill(&b);
+	g_assert_true(g_file_set_contents(b.state, text, sizeof(text) - 1, NULL));
+	broker_restart(&b, 0);
+	c = broker_client(&b, NULL, 0); /* the broker has read its state file by now */
+	g_assert_true(broker_log_has(&b, "6 lines skipped"));
+	g_assert_true(broker_log_has(&b, "1 UUIDs held for their exporters"));
+	fd = cb_test_memfd("new", NULL, SIZE);
+	g_assert_cmpint(crossbuf_client_export_uuid(c, held, fd, &info), ==, -EEXIST);
+	g_assert_cmpint(crossbuf_client_export_uuid(c, freed, fd, &info), ==, 0);
+	/* The file was rewritten: the damage is gone, the held UUID and the new entry kept. */
+	{
+		g_autofree char *now = NULL;
+
+		g_assert_true(g_file_get_contents(b.state, &now, NULL, NULL));
+		g_assert_true(g_str_has_prefix(now, "crossbufd-state 1\n"));
+		g_assert_null(strstr(now, "garbage"));
+		g_assert_nonnull(
+			strstr(now, "+ default 11223344-5566-4788-99aa-bbccddeeff01 1 2 0\n"));
+		g_assert_nonnull(strstr(now, "+ default 21223344-5566-4788-99aa-bbccddeeff01 "));
+	}
+	close(fd);
+	crossbuf_client_unref(c);
 	broker_stop(&b);
 }
 
@@ -741,6 +901,8 @@ test_command_line(void)
 	char *bad[] = {(char *)exe, "--socket-mode", "999", NULL};
 	char *extra[] = {(char *)exe, "surplus", NULL};
 	char *badconf[] = {(char *)exe, "--config", "/proc/self/status", NULL};
+	static const char *const bad_hold[] = {"",     "abc", "-1",
+					       "3601", "1.5", "99999999999999999999"};
 
 	g_assert_true(g_spawn_sync(NULL, help, NULL, 0, NULL, NULL, &out, NULL, &status, NULL));
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
@@ -757,6 +919,30 @@ test_command_line(void)
 	g_assert_true(g_spawn_sync(NULL, extra, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
 	g_assert_false(g_spawn_check_wait_status(status, NULL));
 	g_clear_pointer(&err, g_free);
+	for (unsigned i = 0; i < G_N_ELEMENTS(bad_hold); i++) {
+		char *argv[] = {(char *)exe, "--hold-time", (char *)bad_hold[i], NULL};
+
+		g_assert_true(
+			g_spawn_sync(NULL, argv, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+		g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+		g_assert_nonnull(strstr(err, "--hold-time"));
+		g_clear_pointer(&err, g_free);
+	}
+	/* A state file that cannot be opened (a folder): the broker does not start. */
+	{
+		g_autofree char *dir = g_dir_make_tmp("crossbuf-test-XXXXXX", NULL);
+		g_autofree char *sock = g_build_filename(dir, "b.sock", NULL);
+		g_autofree char *state = g_strdup_printf("--state-file=%s", dir);
+		char *argv[] = {(char *)exe, "--socket", sock, state, NULL};
+
+		g_assert_true(
+			g_spawn_sync(NULL, argv, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+		g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+		g_assert_nonnull(strstr(err, "state file"));
+		g_clear_pointer(&err, g_free);
+		g_assert_false(g_file_test(sock, G_FILE_TEST_EXISTS));
+		g_assert_cmpint(rmdir(dir), ==, 0);
+	}
 	/* A malformed config is refused with the file named, before anything listens. */
 	g_assert_true(g_spawn_sync(NULL, badconf, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
 	g_assert_false(g_spawn_check_wait_status(status, NULL));
@@ -803,6 +989,9 @@ main(int argc, char **argv)
 		    test_unread_replies_do_not_block);
 	cb_test_add("/registry/broker/restart", test_broker_restart);
 	cb_test_add("/registry/broker/restart-watch-grace", test_broker_restart_watch_grace);
+	cb_test_add("/registry/broker/restart-holds-uuids", test_broker_restart_holds_uuids);
+	cb_test_add("/registry/broker/restart-hold-ends", test_broker_restart_hold_ends);
+	cb_test_add("/registry/broker/state-file-damaged", test_broker_state_file_damaged);
 	cb_test_add("/registry/broker/out-of-fds", test_broker_out_of_fds);
 	cb_test_add("/registry/broker/socket-activation", test_socket_activation);
 	cb_test_add("/registry/broker/command-line", test_command_line);
