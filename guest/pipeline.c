@@ -39,9 +39,12 @@ struct scanout_buf {
 	size_t map_len;
 };
 
+#define GPU_HUNG_UP "the virtio-gpu device hung up"
+
 struct pipeline {
 	const struct pipeline_options *o;
 	struct pipeline_result *res;
+	struct guest_vm *vm;
 	struct gpu_guest *gpu;
 	struct vmdrv *drv;
 	struct vmdrv_session *s;
@@ -91,15 +94,26 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * The first failure is the run's error. When the virtio-gpu device is gone, that is the cause
+ * of whatever failed first (its buffers leave crossbufd with it, so the decoder refuses them
+ * at once), and it is named first.
+ */
 static int _printf_(3, 4) fail(struct pipeline *p, int r, const char *fmt, ...)
 {
+	char what[sizeof(p->res->error)];
 	va_list ap;
 
-	if (p->res->error[0] == '\0') {
-		va_start(ap, fmt);
-		vsnprintf(p->res->error, sizeof(p->res->error), fmt, ap);
-		va_end(ap);
+	if (p->res->error[0] != '\0')
+		return r < 0 ? r : -EIO;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (p->vm && guest_vm_gpu_dead(p->vm) && !strstr(what, GPU_HUNG_UP)) {
+		snprintf(p->res->error, sizeof(p->res->error), GPU_HUNG_UP " (%.200s)", what);
+		return -ECONNRESET;
 	}
+	memcpy(p->res->error, what, sizeof(what));
 	return r < 0 ? r : -EIO;
 }
 
@@ -134,8 +148,7 @@ gpu_check(struct pipeline *p, int r, const char *what, uint32_t resource_id)
 	if (r == VIRTIO_GPU_RESP_OK_NODATA || r == VIRTIO_GPU_RESP_OK_RESOURCE_UUID)
 		return 0;
 	if (r == -ECONNRESET)
-		return fail(p, r, "%s of resource %u: the virtio-gpu device hung up", what,
-			    resource_id);
+		return fail(p, r, "%s of resource %u: " GPU_HUNG_UP, what, resource_id);
 	if (r == -ETIMEDOUT)
 		return fail(p, r,
 			    "%s of resource %u: the virtio-gpu device did not answer in time "
@@ -928,6 +941,7 @@ pipeline_run(struct guest_vm *vm, const struct pipeline_options *o, struct pipel
 
 	memset(res, 0, sizeof(*res));
 	p.retired.fd = -1;
+	p.vm = vm;
 	p.timeout_ms = guest_vm_timeout_ms(vm);
 	p.gpu = guest_vm_gpu(vm);
 	p.drv = guest_vm_media(vm);

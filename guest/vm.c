@@ -588,6 +588,8 @@ guest_vm_media(struct guest_vm *vm)
 bool
 guest_vm_gpu_dead(struct guest_vm *vm)
 {
+	if (vm->gpu != NULL && !vm->gpu->dead && vu_frontend_hung_up(vm->gpu->f))
+		vm->gpu->dead = true;
 	return vm->gpu == NULL || vm->gpu->dead;
 }
 

@@ -88,7 +88,7 @@ unsigned guest_vm_timeout_ms(const struct guest_vm *vm);
 struct gpu_guest *guest_vm_gpu(struct guest_vm *vm);
 /* The virtio-media driver, or NULL without that device. */
 struct vmdrv *guest_vm_media(struct guest_vm *vm);
-/* Whether the device hung up. */
+/* Whether the device hung up (a request failed so, or the connection is closed). */
 bool guest_vm_gpu_dead(struct guest_vm *vm);
 bool guest_vm_media_dead(struct guest_vm *vm);
 

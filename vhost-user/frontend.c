@@ -553,6 +553,14 @@ vu_frontend_wait_hangup(struct vu_frontend *f, int timeout_ms)
 	}
 }
 
+bool
+vu_frontend_hung_up(struct vu_frontend *f)
+{
+	struct pollfd p = {.fd = f->sock, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static int
 simple(struct vu_frontend *f, uint32_t request, uint64_t *ret_u64)
 {

@@ -62,6 +62,8 @@ int vu_frontend_send_raw(struct vu_frontend *f, const void *buf, size_t len, con
 			 unsigned n_fds);
 /* 0 once the backend has closed the connection, -ETIMEDOUT if not within timeout_ms. */
 int vu_frontend_wait_hangup(struct vu_frontend *f, int timeout_ms);
+/* Whether the backend has closed the connection; reads nothing, never waits. */
+bool vu_frontend_hung_up(struct vu_frontend *f);
 
 int vu_frontend_get_config(struct vu_frontend *f, uint32_t offset, void *buf, uint32_t len);
 int vu_frontend_set_config(struct vu_frontend *f, uint32_t offset, const void *buf, uint32_t len);
