@@ -19,6 +19,7 @@
 #include "crossbuf/crossbuf.h"
 #include "device.h"
 #include "formats.h"
+#include "log.h"
 #include "macro.h"
 #include "vhost-gpu-display.h"
 
@@ -57,17 +58,6 @@ struct app {
 
 static struct vu_backend *stop_target;
 
-static void _printf_(1, 2) log_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("crossbuf-gpu: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
 /* ---- export: registry plus the VMM's shared object table ---- */
 
 static int
@@ -81,13 +71,13 @@ export_uuid(void *userdata, const uint8_t uuid[CROSSBUF_UUID_SIZE], int fd,
 	crossbuf_uuid_to_string(uuid, s);
 	if (r < 0) {
 		if (r != -EEXIST)
-			log_msg("export of resource %u as %s refused: %s", info->resource_id, s,
-				strerror(-r));
+			cb_log("export of resource %u as %s refused: %s", info->resource_id, s,
+			       strerror(-r));
 		return r;
 	}
 	r = vu_backend_shared_object_add(a->vu, uuid);
 	if (r < 0 && r != -EOPNOTSUPP)
-		log_msg("SHARED_OBJECT_ADD %s: %s (the registry still has it)", s, strerror(-r));
+		cb_log("SHARED_OBJECT_ADD %s: %s (the registry still has it)", s, strerror(-r));
 	return 0;
 }
 
@@ -115,14 +105,14 @@ dev_set_features(void *data, uint64_t features)
 	uint64_t gpu = features & gpu_device_get_features(a->dev);
 	int r = gpu_device_set_features(a->dev, gpu);
 
-	log_msg("negotiated features 0x%" PRIx64
-		": virtio-gpu%s%s%s%s%s, protocol features 0x%" PRIx64,
-		features, gpu & (1ull << VIRTIO_GPU_F_EDID) ? " EDID" : "",
-		gpu & (1ull << VIRTIO_GPU_F_RESOURCE_UUID) ? " RESOURCE_UUID" : "",
-		gpu & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) ? " RESOURCE_BLOB" : "",
-		gpu & (1ull << VIRTIO_GPU_F_VIRGL) ? " VIRGL" : "",
-		gpu & (1ull << VIRTIO_GPU_F_CONTEXT_INIT) ? " CONTEXT_INIT" : "",
-		vu_backend_protocol_features(a->vu));
+	cb_log("negotiated features 0x%" PRIx64
+	       ": virtio-gpu%s%s%s%s%s, protocol features 0x%" PRIx64,
+	       features, gpu & (1ull << VIRTIO_GPU_F_EDID) ? " EDID" : "",
+	       gpu & (1ull << VIRTIO_GPU_F_RESOURCE_UUID) ? " RESOURCE_UUID" : "",
+	       gpu & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB) ? " RESOURCE_BLOB" : "",
+	       gpu & (1ull << VIRTIO_GPU_F_VIRGL) ? " VIRGL" : "",
+	       gpu & (1ull << VIRTIO_GPU_F_CONTEXT_INIT) ? " CONTEXT_INIT" : "",
+	       vu_backend_protocol_features(a->vu));
 	return r;
 }
 
@@ -175,13 +165,13 @@ display_readable(void *data, int fd)
 	int r = vgpu_display_dispatch(a->display);
 
 	if (r < 0) {
-		log_msg("display socket closed: %s", strerror(-r));
+		cb_log("display socket closed: %s", strerror(-r));
 		return;
 	}
 	if (asked && vgpu_display_features_known(a->display)) {
 		uint64_t f = vgpu_display_protocol_features(a->display);
-		log_msg("display protocol features 0x%" PRIx64 "%s", f,
-			f & (1ull << VGPU_PROTOCOL_F_DMABUF2) ? ": DMABUF2" : "");
+		cb_log("display protocol features 0x%" PRIx64 "%s", f,
+		       f & (1ull << VGPU_PROTOCOL_F_DMABUF2) ? ": DMABUF2" : "");
 		a->display_features_logged = true;
 	}
 }
@@ -201,7 +191,7 @@ dev_gpu_set_socket(void *data, int fd)
 	int r = vgpu_display_set_socket(a->display, fd);
 
 	if (r < 0) {
-		log_msg("display socket refused: %s", strerror(-r));
+		cb_log("display socket refused: %s", strerror(-r));
 		return r;
 	}
 	a->display_features_logged = false;
@@ -210,7 +200,7 @@ dev_gpu_set_socket(void *data, int fd)
 		vgpu_display_close(a->display);
 		return r;
 	}
-	log_msg("display socket attached: scanouts go to the frontend");
+	cb_log("display socket attached: scanouts go to the frontend");
 	return 0;
 }
 
@@ -221,9 +211,9 @@ dev_connection_ended(void *data, int error, const char *why)
 
 	vgpu_display_close(a->display);
 	if (error == 0)
-		log_msg("frontend disconnected");
+		cb_log("frontend disconnected");
 	else
-		log_msg("connection ended: %s (%s)", why ? why : "", strerror(-error));
+		cb_log("connection ended: %s (%s)", why ? why : "", strerror(-error));
 }
 
 static void
@@ -233,7 +223,7 @@ dev_mem_table_changed(void *data)
 	unsigned dropped = gpu_device_guest_mem_changed(a->dev);
 
 	if (dropped > 0)
-		log_msg("memory table changed: %u backings no longer map, dropped", dropped);
+		cb_log("memory table changed: %u backings no longer map, dropped", dropped);
 }
 
 static int
@@ -261,8 +251,8 @@ registry_readable(void *userdata, int fd)
 
 	(void)fd;
 	if (r < 0)
-		log_msg("registry connection: %s; exports resume when crossbufd is back",
-			strerror(-r));
+		cb_log("registry connection: %s; exports resume when crossbufd is back",
+		       strerror(-r));
 }
 
 /* ---- protection policy ---- */
@@ -297,10 +287,10 @@ parse_protect(struct app *a, const char *arg)
 			const struct gpu_format *f = gpu_format_from_name(all_yuv ? yuv[i] : tok);
 
 			if (f == NULL) {
-				log_msg("--protect: unknown format \"%s\"", tok);
+				cb_log("--protect: unknown format \"%s\"", tok);
 				r = -EINVAL;
 			} else if (a->n_protect == GPU_MAX_PROTECT) {
-				log_msg("--protect: more than %u formats", GPU_MAX_PROTECT);
+				cb_log("--protect: more than %u formats", GPU_MAX_PROTECT);
 				r = -E2BIG;
 			} else {
 				a->protect_fourccs[a->n_protect++] = f->fourcc;
@@ -399,7 +389,7 @@ main(int argc, char **argv)
 			break;
 		case OPT_BACKEND:
 			if (gpu_backend_choice_from_string(optarg, &choice) < 0) {
-				log_msg("unknown backend \"%s\" (memfd, gbm, virgl, auto)", optarg);
+				cb_log("unknown backend \"%s\" (memfd, gbm, virgl, auto)", optarg);
 				return 2;
 			}
 			break;
@@ -414,7 +404,7 @@ main(int argc, char **argv)
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || v == 0 || v > GPU_MAX_DIMENSION) {
-				log_msg("bad size \"%s\"", optarg);
+				cb_log("bad size \"%s\"", optarg);
 				return 2;
 			}
 			*(opt == OPT_WIDTH ? &width : &height) = (uint32_t)v;
@@ -443,7 +433,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((width == 0) != (height == 0)) {
-		log_msg("--width and --height go together");
+		cb_log("--width and --height go together");
 		return 2;
 	}
 
@@ -454,41 +444,41 @@ main(int argc, char **argv)
 	if (r >= 0 && domain)
 		r = crossbuf_client_set_domain(a.client, domain);
 	if (r < 0) {
-		log_msg("registry client: %s", strerror(-r));
+		cb_log("registry client: %s", strerror(-r));
 		goto out;
 	}
 	if (broker) {
 		r = crossbuf_client_connect(a.client, broker);
 		if (r < 0) {
-			log_msg("cannot reach crossbufd at %s: %s", broker, strerror(-r));
+			cb_log("cannot reach crossbufd at %s: %s", broker, strerror(-r));
 			goto out;
 		}
-		log_msg("registry: crossbufd at %s, domain %s", broker,
-			domain ? domain : CROSSBUF_DEFAULT_DOMAIN);
+		cb_log("registry: crossbufd at %s, domain %s", broker,
+		       domain ? domain : CROSSBUF_DEFAULT_DOMAIN);
 	} else {
 		r = crossbuf_registry_new(&registry);
 		if (r >= 0)
 			r = crossbuf_client_connect_embedded(a.client, registry);
 		if (r < 0) {
-			log_msg("embedded registry: %s", strerror(-r));
+			cb_log("embedded registry: %s", strerror(-r));
 			goto out;
 		}
-		log_msg("registry: embedded in this process, domain %s",
-			domain ? domain : CROSSBUF_DEFAULT_DOMAIN);
+		cb_log("registry: embedded in this process, domain %s",
+		       domain ? domain : CROSSBUF_DEFAULT_DOMAIN);
 	}
 
 	r = gpu_backend_select(choice, render_node, &backend, reason, sizeof(reason));
-	log_msg("%s", reason);
+	cb_log("%s", reason);
 	if (r < 0)
 		goto out;
 
 	if (png_dir) {
 		r = gpu_sink_png_new(png_dir, false, &a.png);
 		if (r < 0) {
-			log_msg("PNG sink in %s: %s", png_dir, strerror(-r));
+			cb_log("PNG sink in %s: %s", png_dir, strerror(-r));
 			goto out;
 		}
-		log_msg("writing scanouts to %s/scanout-N.png", png_dir);
+		cb_log("writing scanouts to %s/scanout-N.png", png_dir);
 	}
 	r = vgpu_display_new(a.png, &a.display);
 	if (r < 0)
@@ -505,14 +495,14 @@ main(int argc, char **argv)
 	if (a.n_protect > 0) {
 		config.protect = protect_class;
 		config.protect_userdata = &a;
-		log_msg("resources of %u format(s) are created protected", a.n_protect);
+		cb_log("resources of %u format(s) are created protected", a.n_protect);
 	}
 
 	/* The features the device offers, to describe the vhost-user device with. */
 	config.mem = &no_mem;
 	r = gpu_device_new(&config, &probe);
 	if (r < 0) {
-		log_msg("device: %s", strerror(-r));
+		cb_log("device: %s", strerror(-r));
 		goto out;
 	}
 	{
@@ -534,31 +524,31 @@ main(int argc, char **argv)
 		gpu_device_free(probe);
 		r = vu_backend_new(&vdev, &a, &a.vu);
 		if (r < 0) {
-			log_msg("vhost-user backend: %s", strerror(-r));
+			cb_log("vhost-user backend: %s", strerror(-r));
 			goto out;
 		}
 	}
 	config.mem = vu_backend_guest_mem(a.vu);
 	r = gpu_device_new(&config, &a.dev);
 	if (r < 0) {
-		log_msg("device: %s", strerror(-r));
+		cb_log("device: %s", strerror(-r));
 		goto out;
 	}
 	gpu_device_set_exporter(a.dev, &exporter, &a);
 	vgpu_display_set_device(a.display, a.dev);
-	log_msg("offering virtio-gpu features 0x%" PRIx64, gpu_device_get_features(a.dev));
+	cb_log("offering virtio-gpu features 0x%" PRIx64, gpu_device_get_features(a.dev));
 
 	if (broker) {
 		r = vu_backend_add_watch(a.vu, crossbuf_client_get_fd(a.client), registry_readable,
 					 &a);
 		if (r < 0) {
-			log_msg("watching the registry connection: %s", strerror(-r));
+			cb_log("watching the registry connection: %s", strerror(-r));
 			goto out;
 		}
 	}
 	r = vu_backend_listen(a.vu, socket_path);
 	if (r < 0) {
-		log_msg("cannot listen on %s: %s", socket_path, strerror(-r));
+		cb_log("cannot listen on %s: %s", socket_path, strerror(-r));
 		goto out;
 	}
 	stop_target = a.vu;
@@ -569,13 +559,13 @@ main(int argc, char **argv)
 		sigaction(SIGINT, &sa, NULL);
 		signal(SIGPIPE, SIG_IGN);
 	}
-	log_msg("listening on %s", socket_path);
+	cb_log("listening on %s", socket_path);
 	r = vu_backend_run(a.vu);
 	if (r < 0) {
-		log_msg("backend loop: %s", strerror(-r));
+		cb_log("backend loop: %s", strerror(-r));
 		goto out;
 	}
-	log_msg("stopping");
+	cb_log("stopping");
 	ret = 0;
 out:
 	stop_target = NULL;

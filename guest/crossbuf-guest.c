@@ -14,6 +14,7 @@
  * passed, 1 when something failed (the summary says what), 2 for a usage error.
  */
 #include "config.h"
+#include "log.h"
 #include "macro.h"
 #include "pipeline.h"
 #include "spawn.h"
@@ -50,17 +51,6 @@ struct host {
 	char *broker_socket, *gpu_socket, *media_socket;
 	struct guest_proc broker, gpu, media;
 };
-
-static void _printf_(1, 2) log_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("crossbuf-guest: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 static void
 usage(FILE *f)
@@ -108,7 +98,7 @@ parse_uint(const char *arg, const char *what, unsigned max, unsigned *ret)
 	errno = 0;
 	v = strtoul(arg, &end, 10);
 	if (*arg == '\0' || *end != '\0' || errno != 0 || v > max) {
-		log_msg("%s: \"%s\" is not a number from 0 to %u", what, arg, max);
+		cb_log("%s: \"%s\" is not a number from 0 to %u", what, arg, max);
 		return -EINVAL;
 	}
 	*ret = (unsigned)v;
@@ -126,8 +116,8 @@ parse_timeout(const char *arg, unsigned *ret_ms)
 	v = strtod(arg, &end);
 	if (*arg == '\0' || *end != '\0' || errno != 0 || !(v >= 0.1) ||
 	    v > GUEST_VM_TIMEOUT_MAX_MS / 1000) {
-		log_msg("--timeout: \"%s\" is not a number of seconds from 0.1 to %d", arg,
-			GUEST_VM_TIMEOUT_MAX_MS / 1000);
+		cb_log("--timeout: \"%s\" is not a number of seconds from 0.1 to %d", arg,
+		       GUEST_VM_TIMEOUT_MAX_MS / 1000);
 		return -EINVAL;
 	}
 	*ret_ms = (unsigned)(v * 1000 + 0.5);
@@ -218,7 +208,7 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_RAM:
 			if (parse_uint(optarg, "--ram-size", 65536, &ram_mib) < 0 || ram_mib < 4) {
-				log_msg("--ram-size: 4 to 65536 MiB");
+				cb_log("--ram-size: 4 to 65536 MiB");
 				return -EINVAL;
 			}
 			break;
@@ -257,7 +247,7 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	o->ram_size = (uint64_t)ram_mib << 20;
 	if (optind != argc) {
-		log_msg("unexpected argument \"%s\"", argv[optind]);
+		cb_log("unexpected argument \"%s\"", argv[optind]);
 		return -EINVAL;
 	}
 	if (o->pipeline.input == NULL) {
@@ -265,13 +255,13 @@ parse_options(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	if ((o->gpu_socket == NULL) != (o->media_socket == NULL)) {
-		log_msg("--gpu-socket and --media-socket go together (or neither: then both "
-			"devices are started here)");
+		cb_log("--gpu-socket and --media-socket go together (or neither: then both "
+		       "devices are started here)");
 		return -EINVAL;
 	}
 	if (o->gpu_socket == NULL && (o->pipeline.broker || o->pipeline.domain)) {
-		log_msg("--broker and --domain describe devices given with --gpu-socket and "
-			"--media-socket");
+		cb_log("--broker and --domain describe devices given with --gpu-socket and "
+		       "--media-socket");
 		return -EINVAL;
 	}
 	return 0;
@@ -300,18 +290,18 @@ start_one(struct host *h, struct guest_proc *p, const char *name, GPtrArray *arg
 	g_ptr_array_add(args, NULL);
 	if (verbose) {
 		g_autofree char *line = g_strjoinv(" ", (char **)args->pdata);
-		log_msg("starting %s", line);
+		cb_log("starting %s", line);
 	}
 	r = guest_proc_start(p, name, (char *const *)args->pdata, log);
 	g_ptr_array_free(args, true);
 	if (r < 0) {
-		log_msg("cannot start %s: %s", name, strerror(-r));
+		cb_log("cannot start %s: %s", name, strerror(-r));
 		return r;
 	}
 	r = guest_proc_wait_socket(p, socket, START_TIMEOUT_MS);
 	if (r < 0) {
-		log_msg("%s did not come up (%s)", name,
-			r == -ECHILD ? "it exited" : "no socket after 10 s");
+		cb_log("%s did not come up (%s)", name,
+		       r == -ECHILD ? "it exited" : "no socket after 10 s");
 		print_log(p);
 	}
 	return r;
@@ -381,10 +371,10 @@ host_stop(struct host *h, bool keep_logs, bool failed)
 			continue;
 		r = guest_proc_stop(p, STOP_TIMEOUT_MS);
 		if (r < 0) {
-			log_msg("%s %s", p->name,
-				r == -ETIMEDOUT ? "did not stop on SIGTERM: killed"
-				: was_running   ? "exited with an error"
-						: "had died before the end");
+			cb_log("%s %s", p->name,
+			       r == -ETIMEDOUT ? "did not stop on SIGTERM: killed"
+			       : was_running   ? "exited with an error"
+					       : "had died before the end");
 			ret = -EIO;
 		}
 		if (r < 0 || failed)
@@ -392,7 +382,7 @@ host_stop(struct host *h, bool keep_logs, bool failed)
 	}
 	if (h->dir) {
 		if (keep_logs || ret < 0) {
-			log_msg("logs kept in %s", h->dir);
+			cb_log("logs kept in %s", h->dir);
 		} else {
 			for (size_t i = 0; i < ARRAY_SIZE(procs); i++) {
 				if (procs[i]->log)
@@ -423,9 +413,9 @@ dump_ram(struct guest_vm *vm, const char *path)
 	if (f && fclose(f) != 0 && r == 0)
 		r = -errno;
 	if (r < 0)
-		log_msg("--dump-guest-ram %s: %s", path, strerror(-r));
+		cb_log("--dump-guest-ram %s: %s", path, strerror(-r));
 	else
-		log_msg("guest RAM (%" G_GUINT64_FORMAT " bytes) written to %s", size, path);
+		cb_log("guest RAM (%" G_GUINT64_FORMAT " bytes) written to %s", size, path);
 	return r;
 }
 
@@ -442,7 +432,7 @@ main(int argc, char **argv)
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
 	if (o.pipeline.out_dir && g_mkdir_with_parents(o.pipeline.out_dir, 0755) < 0) {
-		log_msg("--out %s: %s", o.pipeline.out_dir, strerror(errno));
+		cb_log("--out %s: %s", o.pipeline.out_dir, strerror(errno));
 		return 1;
 	}
 	if (o.pipeline.out_dir)
@@ -463,14 +453,14 @@ main(int argc, char **argv)
 
 	r = guest_vm_new_with(o.gpu_socket, o.media_socket, o.ram_size, &o.vm, &vm);
 	if (r < 0) {
-		log_msg("cannot bring up the guest's devices: %s", strerror(-r));
+		cb_log("cannot bring up the guest's devices: %s", strerror(-r));
 		host_stop(&h, o.keep_logs, true);
 		return 1;
 	}
 	if (o.verbose)
-		log_msg("guest with %" G_GUINT64_FORMAT " MiB RAM: virtio-gpu at %s, virtio-media "
-			"at %s",
-			o.ram_size >> 20, o.gpu_socket, o.media_socket);
+		cb_log("guest with %" G_GUINT64_FORMAT " MiB RAM: virtio-gpu at %s, virtio-media "
+		       "at %s",
+		       o.ram_size >> 20, o.gpu_socket, o.media_socket);
 
 	r = pipeline_run(vm, &o.pipeline, &result);
 	pipeline_print_summary(stdout, &o.pipeline, &result);
@@ -481,6 +471,6 @@ main(int argc, char **argv)
 	if (host_stop(&h, o.keep_logs, r < 0) < 0 && r == 0)
 		r = -EIO;
 	if (r < 0)
-		log_msg("%s", result.error[0] ? result.error : strerror(-r));
+		cb_log("%s", result.error[0] ? result.error : strerror(-r));
 	return r < 0 ? 1 : 0;
 }

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "crossbuf/crossbuf.h"
 #include "device.h"
+#include "log.h"
 #include "macro.h"
 #include "message.h"
 
@@ -88,17 +89,6 @@ struct vmedia {
 
 static struct vu_backend *stop_target;
 
-static void _printf_(1, 2) log_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("crossbuf-media: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
 /* ---- events ---- */
 
 static void
@@ -130,9 +120,9 @@ send_event(void *userdata, const void *event, size_t len)
 	pthread_mutex_lock(&m->lock);
 	if (m->n_events >= EVENT_BACKLOG_MAX) {
 		if (m->dropped++ == 0)
-			log_msg("the driver returns no eventq buffers: %u events wait, dropping "
-				"new ones",
-				m->n_events);
+			cb_log("the driver returns no eventq buffers: %u events wait, dropping "
+			       "new ones",
+			       m->n_events);
 		pthread_mutex_unlock(&m->lock);
 		return;
 	}
@@ -249,7 +239,7 @@ on_registry_fd(void *data, int fd)
 
 	(void)fd;
 	if (m->dev && media_device_dispatch_registry(m->dev) < 0)
-		log_msg("registry connection lost; OBJECT buffers fail until it is back");
+		cb_log("registry connection lost; OBJECT buffers fail until it is back");
 	events_flush(m);
 }
 
@@ -384,18 +374,18 @@ queue_start(void *data, unsigned queue)
 
 	if (!m->logged_ready) {
 		m->logged_ready = true;
-		log_msg("negotiated features 0x%" PRIx64 " (EVENT_IDX %s, INDIRECT_DESC %s), "
-			"protocol features 0x%" PRIx64 " (REPLY_ACK %s, BACKEND_REQ %s, CONFIG %s, "
-			"SHMEM %s, SHARED_OBJECT %s)",
-			f, yes_no(f, VIRTIO_RING_F_EVENT_IDX),
-			yes_no(f, VIRTIO_RING_F_INDIRECT_DESC), p,
-			yes_no(p, VU_PROTOCOL_F_REPLY_ACK), yes_no(p, VU_PROTOCOL_F_BACKEND_REQ),
-			yes_no(p, VU_PROTOCOL_F_CONFIG), yes_no(p, VU_PROTOCOL_F_SHMEM),
-			yes_no(p, VU_PROTOCOL_F_SHARED_OBJECT));
+		cb_log("negotiated features 0x%" PRIx64 " (EVENT_IDX %s, INDIRECT_DESC %s), "
+		       "protocol features 0x%" PRIx64 " (REPLY_ACK %s, BACKEND_REQ %s, CONFIG %s, "
+		       "SHMEM %s, SHARED_OBJECT %s)",
+		       f, yes_no(f, VIRTIO_RING_F_EVENT_IDX),
+		       yes_no(f, VIRTIO_RING_F_INDIRECT_DESC), p,
+		       yes_no(p, VU_PROTOCOL_F_REPLY_ACK), yes_no(p, VU_PROTOCOL_F_BACKEND_REQ),
+		       yes_no(p, VU_PROTOCOL_F_CONFIG), yes_no(p, VU_PROTOCOL_F_SHMEM),
+		       yes_no(p, VU_PROTOCOL_F_SHARED_OBJECT));
 		if (!(p & (1ull << VU_PROTOCOL_F_SHMEM)))
-			log_msg("no SHMEM: CMD_MMAP will fail, MMAP buffers cannot be mapped");
+			cb_log("no SHMEM: CMD_MMAP will fail, MMAP buffers cannot be mapped");
 	}
-	log_msg("%s started", queue == VIRTIO_MEDIA_COMMANDQ ? "commandq" : "eventq");
+	cb_log("%s started", queue == VIRTIO_MEDIA_COMMANDQ ? "commandq" : "eventq");
 	if (queue == VIRTIO_MEDIA_EVENTQ)
 		events_flush(m);
 }
@@ -443,7 +433,7 @@ reset(void *data)
 	m->n_ranges = 0;
 	r = device_create(m);
 	if (r < 0)
-		log_msg("cannot re-create the device: %s; requests get no answer", strerror(-r));
+		cb_log("cannot re-create the device: %s; requests get no answer", strerror(-r));
 }
 
 static void
@@ -452,11 +442,11 @@ connection_ended(void *data, int error, const char *why)
 	struct vmedia *m = data;
 
 	if (error == 0)
-		log_msg("frontend disconnected");
+		cb_log("frontend disconnected");
 	else
-		log_msg("connection ended: %s (%s)", why ? why : "?", strerror(-error));
+		cb_log("connection ended: %s (%s)", why ? why : "?", strerror(-error));
 	if (m->dropped > 0)
-		log_msg("%" PRIu64 " events were dropped for want of eventq buffers", m->dropped);
+		cb_log("%" PRIu64 " events were dropped for want of eventq buffers", m->dropped);
 	m->dropped = 0;
 	m->logged_ready = false;
 }
@@ -586,9 +576,9 @@ main(int argc, char **argv)
 	}
 	if (optind < argc || socket_path == NULL) {
 		if (optind < argc)
-			log_msg("unexpected argument '%s'", argv[optind]);
+			cb_log("unexpected argument '%s'", argv[optind]);
 		else
-			log_msg("--socket-path is required");
+			cb_log("--socket-path is required");
 		usage(stderr);
 		return 2;
 	}
@@ -597,50 +587,50 @@ main(int argc, char **argv)
 	pthread_mutex_init(&m.lock, NULL);
 	m.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m.event_fd < 0) {
-		log_msg("eventfd: %s", strerror(errno));
+		cb_log("eventfd: %s", strerror(errno));
 		goto out;
 	}
 	r = registry_connect(&m, broker, domain, protected_);
 	if (r < 0) {
-		log_msg("cannot connect to the registry%s%s (domain \"%s\"): %s",
-			broker ? " at " : "", broker ? broker : "", domain, strerror(-r));
+		cb_log("cannot connect to the registry%s%s (domain \"%s\"): %s",
+		       broker ? " at " : "", broker ? broker : "", domain, strerror(-r));
 		goto out;
 	}
 	r = vu_backend_new(&vdev, &m, &m.backend);
 	if (r < 0) {
-		log_msg("cannot create the backend: %s", strerror(-r));
+		cb_log("cannot create the backend: %s", strerror(-r));
 		goto out;
 	}
 	r = device_create(&m);
 	if (r < 0) {
-		log_msg("cannot create the device: %s", strerror(-r));
+		cb_log("cannot create the device: %s", strerror(-r));
 		goto out;
 	}
 	if ((r = vu_backend_add_watch(m.backend, m.event_fd, on_event_fd, &m)) < 0 ||
 	    (r = vu_backend_add_watch(m.backend, crossbuf_client_get_fd(m.client), on_registry_fd,
 				      &m)) < 0) {
-		log_msg("cannot watch fds: %s", strerror(-r));
+		cb_log("cannot watch fds: %s", strerror(-r));
 		goto out;
 	}
 	r = vu_backend_listen(m.backend, socket_path);
 	if (r < 0) {
-		log_msg("cannot listen on %s: %s", socket_path, strerror(-r));
+		cb_log("cannot listen on %s: %s", socket_path, strerror(-r));
 		goto out;
 	}
 	stop_target = m.backend;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	log_msg("%s listening on %s; registry: %s%s, domain \"%s\"%s%s", CROSSBUF_VERSION,
-		socket_path, broker ? "crossbufd at " : "embedded", broker ? broker : "", domain,
-		protected_ ? ", protected buffers allowed" : "",
-		vdev.require_sealed_memory ? "" : ", unsealed guest memory accepted");
+	cb_log("%s listening on %s; registry: %s%s, domain \"%s\"%s%s", CROSSBUF_VERSION,
+	       socket_path, broker ? "crossbufd at " : "embedded", broker ? broker : "", domain,
+	       protected_ ? ", protected buffers allowed" : "",
+	       vdev.require_sealed_memory ? "" : ", unsealed guest memory accepted");
 
 	r = vu_backend_run(m.backend);
 	if (r < 0)
-		log_msg("stopped on an error: %s", strerror(-r));
+		cb_log("stopped on an error: %s", strerror(-r));
 	else
-		log_msg("stopped");
+		cb_log("stopped");
 	status = r < 0 ? 1 : 0;
 out:
 	signal(SIGTERM, SIG_DFL);
