@@ -44,6 +44,8 @@ struct conn {
 	struct cb_broker *broker;
 	int fd;
 	struct ucred cred;
+	gid_t *groups; /* its supplementary groups (SO_PEERGROUPS); NULL: unknown */
+	size_t n_groups;
 	struct cb_session *session; /* NULL until HELLO */
 	GQueue out;                 /* struct out_packet waiting for the socket */
 	unsigned protocol_errors;
@@ -68,6 +70,7 @@ struct cb_broker {
 	unsigned n_pending;
 	bool verbose;
 	bool quit;
+	bool peergroups_logged;
 };
 
 _printf_(2, 3) static void conn_log(const struct conn *c, const char *fmt, ...)
@@ -117,6 +120,7 @@ conn_free(struct conn *c)
 		c->broker->n_pending--;
 	g_queue_clear_full(&c->out, out_packet_free);
 	close(c->fd);
+	g_free(c->groups);
 	g_free(c);
 }
 
@@ -248,7 +252,16 @@ handle_hello(struct conn *c, const struct cb_request_msg *m, struct cb_reply_hel
 	if (m->hello.device_kind > CROSSBUF_DEVICE_TOOL ||
 	    (m->hello.rights & ~(CROSSBUF_RIGHT_PROTECTED | CROSSBUF_RIGHT_ADMIN)))
 		return -EINVAL;
-	r = cb_policy_check(b->policy, m->hello.domain, c->cred.uid, c->cred.gid, &allowed);
+	/*
+	 * The groups the peer had when it connected, from the kernel: no user database lookup
+	 * (which may block on NSS) in the broker's loop. Only a kernel without SO_PEERGROUPS
+	 * (before 4.13) leaves them unknown, and then the database is asked.
+	 */
+	if (c->groups != NULL)
+		r = cb_policy_check_groups(b->policy, m->hello.domain, c->cred.uid, c->cred.gid,
+					   c->groups, c->n_groups, &allowed);
+	else
+		r = cb_policy_check(b->policy, m->hello.domain, c->cred.uid, c->cred.gid, &allowed);
 	if (r < 0) {
 		conn_log(c, "refused: may not join domain '%s'", m->hello.domain);
 		return r;
@@ -469,6 +482,29 @@ conn_event(struct conn *c, uint32_t events)
 		conn_kill(c, NULL);
 }
 
+/* The peer's supplementary groups as the kernel recorded them at connect(). 0 or -errno. */
+static int
+peer_groups(int fd, gid_t **ret_groups, size_t *ret_n)
+{
+	socklen_t len = 64 * sizeof(gid_t);
+	gid_t *groups = NULL;
+	int r = -ERANGE;
+
+	for (int tries = 0; tries < 2 && r == -ERANGE; tries++) {
+		/* After ERANGE, len is the size needed. */
+		groups = g_renew(gid_t, groups, len / sizeof(gid_t) + 1);
+		r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0 ? negative_errno()
+										: 0;
+	}
+	if (r < 0) {
+		g_free(groups);
+		return r;
+	}
+	*ret_groups = groups;
+	*ret_n = len / sizeof(gid_t);
+	return 0;
+}
+
 static void
 accept_one(struct cb_broker *b)
 {
@@ -476,7 +512,7 @@ accept_one(struct cb_broker *b)
 	struct conn *c;
 	struct epoll_event ev;
 	socklen_t len;
-	int fd;
+	int fd, r;
 
 	fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0) {
@@ -507,6 +543,14 @@ accept_one(struct cb_broker *b)
 		close(fd);
 		g_free(c);
 		return;
+	}
+	r = peer_groups(fd, &c->groups, &c->n_groups);
+	if (r < 0 && !b->peergroups_logged) {
+		fprintf(stderr,
+			"crossbufd: SO_PEERGROUPS: %s; clients' supplementary groups are "
+			"looked up in the user database\n",
+			g_strerror(-r));
+		b->peergroups_logged = true;
 	}
 	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
 	if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {

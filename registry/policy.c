@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <glib.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -463,12 +464,16 @@ cb_policy_load(const char *path, uid_t broker_uid, struct cb_policy **ret_policy
 
 /* --- Checking ----------------------------------------------------------------------------- */
 
-/* The peer's groups: its gid and, looked up on first use, its user's supplementary ones. */
+/*
+ * The peer's groups: its gid and its supplementary ones, given by the caller or looked up
+ * for its user on first use.
+ */
 struct peer {
 	uid_t uid;
 	gid_t gid;
 	bool loaded;
-	gid_t *groups;
+	bool owned; /* groups were allocated by peer_load_groups() */
+	const gid_t *groups;
 	int n_groups;
 };
 
@@ -479,7 +484,10 @@ peer_load_groups(struct peer *peer)
 	char *buf = NULL;
 	struct passwd pw, *res = NULL;
 
+	gid_t *groups = NULL;
+
 	peer->loaded = true;
+	peer->owned = true;
 	for (;;) {
 		int r;
 
@@ -497,8 +505,8 @@ peer_load_groups(struct peer *peer)
 		for (;;) {
 			int want = n;
 
-			peer->groups = g_renew(gid_t, peer->groups, n);
-			if (getgrouplist(pw.pw_name, peer->gid, peer->groups, &n) >= 0)
+			groups = g_renew(gid_t, groups, n);
+			if (getgrouplist(pw.pw_name, peer->gid, groups, &n) >= 0)
 				break;
 			/* n now holds the number needed (glibc), else double it. */
 			if (n <= want)
@@ -510,6 +518,7 @@ peer_load_groups(struct peer *peer)
 		}
 		peer->n_groups = n;
 	}
+	peer->groups = groups;
 	g_free(buf);
 }
 
@@ -548,13 +557,11 @@ gid_matches(const GArray *gids, struct peer *peer)
 	return false;
 }
 
-int
-cb_policy_check(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
-		uint32_t *ret_rights)
+static int
+check(const struct cb_policy *policy, const char *domain, struct peer peer, uint32_t *ret_rights)
 {
 	static const struct domain_rule absent = {0};
 	const struct domain_rule *rule;
-	struct peer peer = {.uid = uid, .gid = gid};
 	uint32_t rights = 0;
 	int r = 0;
 
@@ -577,6 +584,29 @@ cb_policy_check(const struct cb_policy *policy, const char *domain, uid_t uid, g
 		rights |= CROSSBUF_RIGHT_ADMIN;
 	*ret_rights = rights;
 out:
-	g_free(peer.groups);
+	if (peer.owned)
+		g_free((gid_t *)peer.groups);
 	return r;
+}
+
+int
+cb_policy_check(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
+		uint32_t *ret_rights)
+{
+	return check(policy, domain, (struct peer){.uid = uid, .gid = gid}, ret_rights);
+}
+
+int
+cb_policy_check_groups(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
+		       const gid_t *groups, size_t n_groups, uint32_t *ret_rights)
+{
+	struct peer peer = {.uid = uid,
+			    .gid = gid,
+			    .loaded = true,
+			    .groups = groups,
+			    .n_groups = (int)MIN(n_groups, (size_t)INT_MAX)};
+
+	if (n_groups > 0 && groups == NULL)
+		return -EINVAL;
+	return check(policy, domain, peer, ret_rights);
 }

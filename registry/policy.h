@@ -56,7 +56,14 @@ const struct cb_policy_limits *cb_policy_limits(const struct cb_policy *policy);
 
 /*
  * The rights (enum crossbuf_client_rights) a peer with uid/gid (and its supplementary
- * groups, looked up by uid) holds in domain, or -EPERM if it may not join domain at all.
+ * groups, looked up by uid in the user database) holds in domain, or -EPERM if it may not
+ * join domain at all. The lookup may block (NSS): the broker uses cb_policy_check_groups().
  */
 int cb_policy_check(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
 		    uint32_t *ret_rights);
+/*
+ * The same with the peer's supplementary groups given (n_groups of them, as SO_PEERGROUPS
+ * reports them for a socket peer): no lookup, never blocks.
+ */
+int cb_policy_check_groups(const struct cb_policy *policy, const char *domain, uid_t uid, gid_t gid,
+			   const gid_t *groups, size_t n_groups, uint32_t *ret_rights);

@@ -7,6 +7,7 @@
 #include <drm_fourcc.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -791,6 +792,57 @@ test_broker_state_file_damaged(void)
 	broker_stop(&b);
 }
 
+/*
+ * A client's supplementary groups come from the socket (SO_PEERGROUPS), as they were when it
+ * connected, not from the user database: a child given a group root is not a member of in
+ * /etc/group joins the domain open to that group, and only with that group.
+ */
+static int
+connect_with_groups(const struct broker *b, const gid_t *groups, size_t n, uint32_t rights)
+{
+	pid_t pid = fork();
+	int status;
+
+	g_assert_cmpint(pid, >=, 0);
+	if (pid == 0) {
+		struct crossbuf_client *c = NULL;
+		int r;
+
+		if (setgroups(n, groups) < 0)
+			_exit(3);
+		if (crossbuf_client_new(&c) < 0 || crossbuf_client_set_domain(c, "vm0") < 0 ||
+		    crossbuf_client_set_rights(c, rights) < 0)
+			_exit(4);
+		r = crossbuf_client_connect(c, b->socket);
+		_exit(r == 0 ? 0 : r == -EPERM ? 1 : 2);
+	}
+	g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+	g_assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+test_broker_peer_groups(void)
+{
+	static const gid_t member[] = {4242}, protected_member[] = {4242, 4243}, none[] = {0};
+	struct broker b;
+
+	broker_start(&b, "[domain vm0]\nuids=\ngids=4242\nprotected-uids=\nprotected-gids=4243\n",
+		     0);
+	if (connect_with_groups(&b, member, 1, 0) == 3) {
+		g_test_skip("setgroups() refused: needs CAP_SETGID to give a child other groups");
+		broker_stop(&b);
+		return;
+	}
+	g_assert_cmpint(connect_with_groups(&b, member, 1, 0), ==, 0);
+	g_assert_cmpint(connect_with_groups(&b, member, 1, CROSSBUF_RIGHT_PROTECTED), ==, 1);
+	g_assert_cmpint(connect_with_groups(&b, protected_member, 2, CROSSBUF_RIGHT_PROTECTED), ==,
+			0);
+	g_assert_cmpint(connect_with_groups(&b, none, 0, 0), ==, 1);
+	g_assert_cmpint(connect_with_groups(&b, none, 1, 0), ==, 1);
+	broker_stop(&b);
+}
+
 /* --- out of fds ---------------------------------------------------------------------------- */
 
 static void
@@ -992,6 +1044,7 @@ main(int argc, char **argv)
 	cb_test_add("/registry/broker/restart-holds-uuids", test_broker_restart_holds_uuids);
 	cb_test_add("/registry/broker/restart-hold-ends", test_broker_restart_hold_ends);
 	cb_test_add("/registry/broker/state-file-damaged", test_broker_state_file_damaged);
+	cb_test_add("/registry/broker/peer-groups", test_broker_peer_groups);
 	cb_test_add("/registry/broker/out-of-fds", test_broker_out_of_fds);
 	cb_test_add("/registry/broker/socket-activation", test_socket_activation);
 	cb_test_add("/registry/broker/command-line", test_command_line);
