@@ -555,6 +555,7 @@ accept_one(struct cb_broker *b)
 	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
 	if (epoll_ctl(b->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		close(fd);
+		g_free(c->groups);
 		g_free(c);
 		return;
 	}
