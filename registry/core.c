@@ -410,8 +410,7 @@ find_watch(struct entry *e, struct cb_session *s)
 {
 	struct watch *w;
 
-	LIST_FOREACH(w, &e->watchers, entry_link)
-	{
+	LIST_FOREACH(w, &e->watchers, entry_link) {
 		if (w->session == s)
 			return w;
 	}
